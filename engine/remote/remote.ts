@@ -1,0 +1,80 @@
+/**
+ * The Remote contract: a flat namespace of named, immutable objects.
+ *
+ * Names are relative, '/'-separated, made of [A-Za-z0-9._-] segments (for
+ * example `data/ab/ab12...` or `config`). Every implementation must satisfy
+ * engine/testing/remote-suite.ts.
+ */
+
+/** A byte range of an object: `length` bytes from `offset`. */
+export interface ByteRange {
+  offset: number
+  /** Number of bytes to read. A range that runs past the end returns the bytes that exist (a short read). */
+  length: number
+}
+
+/** What `stat` and `list` report of an object. */
+export interface ObjectInfo {
+  /** The object's name, relative to the remote's root. */
+  name: string
+  /** Size in bytes. */
+  size: number
+}
+
+/** Options of `put`. */
+export interface PutOptions {
+  /**
+   * When false (the default), putting a name that already exists with a
+   * different content is allowed to either replace it or fail with
+   * ExistsError; content-addressed callers never rely on either.
+   * When true, `put` fails with ExistsError if the name exists (used for
+   * `config`, which must never be replaced by accident).
+   */
+  exclusive?: boolean
+}
+
+/** Static properties of a remote kind. */
+export interface RemoteProperties {
+  /** Human-readable location, without credentials (for messages). */
+  location: string
+  /** A sensible number of parallel requests for this remote. */
+  maxConnections: number
+}
+
+/**
+ * A storage location holding named immutable objects.
+ *
+ * Contract (checked by the conformance suite):
+ * - `put` is atomic: readers see either no object or the whole object, never
+ *   a partial one, also if the process dies mid-write. After `put` resolves the
+ *   object is durable (local: fsync'd file and directory) and readable
+ *   (read-after-write).
+ * - `get` of a missing object rejects with NotFoundError; `get` with a range
+ *   returns at most `length` bytes starting at `offset`; a range starting at
+ *   or past the end returns an empty buffer.
+ * - `stat` of a missing object rejects with NotFoundError.
+ * - `list(prefix)` yields every object whose name starts with `prefix`, in
+ *   no particular order; it never yields temporary files of in-progress puts.
+ * - `delete` of a missing object resolves (idempotent).
+ * - Transient failures reject with RemoteError { transient: true }; other
+ *   I/O failures with RemoteError { transient: false }.
+ * - Constructors do no I/O: each kind exposes an async `open()`.
+ */
+export interface Remote {
+  readonly properties: RemoteProperties
+  put(name: string, data: Uint8Array, options?: PutOptions): Promise<void>
+  get(name: string, range?: ByteRange): Promise<Buffer>
+  stat(name: string): Promise<ObjectInfo>
+  list(prefix: string): AsyncIterable<ObjectInfo>
+  delete(name: string): Promise<void>
+  close(): Promise<void>
+}
+
+const NAME = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/
+
+/** Throws a TypeError unless `name` is a valid object name (no '..', no absolute paths). */
+export function assertObjectName(name: string): void {
+  if (!NAME.test(name) || name.split('/').some((s) => s === '.' || s === '..')) {
+    throw new TypeError(`invalid object name: ${JSON.stringify(name)}`)
+  }
+}
