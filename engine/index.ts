@@ -1,1 +1,24 @@
-export {}
+/**
+ * coldstore engine: the one public entry. cli/, server/ and bench/ import
+ * from here and nowhere else in engine/. A short, hand-picked list.
+ *
+ * The engine never prints, exits, or reads process.env: progress, warnings
+ * and the clock are passed in by callers.
+ */
+export {
+  EngineError, NotFoundError, IntegrityError, ConfigError, UsageError, RemoteError, PasswordError, KeyError,
+  ExistsError, SourceError, FormatError, isNotFound,
+} from './errors.js'
+export type { EngineErrorCode } from './errors.js'
+export type { BlobId, PackId, SnapshotId, BlobType } from './types.js'
+export { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from './chunker/index.js'
+export { DEFAULT_KDF, TEST_KDF, type KdfParams } from './crypto/index.js'
+export { openRemote, describeRemoteUrl, LocalRemote, MemoryRemote, type Remote } from './remote/index.js'
+export { Repository, DEFAULT_PACK_BYTES, FORMAT_VERSION, type InitOptions, type RepoConfig } from './repo/index.js'
+export { openRepository, initRepository, closeRepository, type OpenRepositoryOptions } from './open.js'
+export { listSnapshots, findSnapshot, loadSnapshot, type Snapshot, type SnapshotDoc, type SnapshotStats } from './snapshot/index.js'
+export { TreeReader, diffTrees, displayName, splitPath, type TreeNode, type NodeType, type DiffEntry } from './tree/index.js'
+export { ExcludeMatcher } from './filter/index.js'
+export { backup, type BackupOptions, type BackupResult, type BackupWarning, type BackupProgress } from './backup/index.js'
+export { restore, type RestoreOptions, type RestoreResult, type RestoreError } from './restore/index.js'
+export { verify, repairIndex, type VerifyOptions, type VerifyReport, type Finding, type FindingKind, type RepairIndexResult } from './verify/index.js'

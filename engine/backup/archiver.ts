@@ -1,0 +1,483 @@
+import { constants as fsc, type BigIntStats } from 'node:fs'
+import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
+import { basename, resolve } from 'node:path'
+import { Chunker } from '../chunker/index.js'
+import { SourceError, UsageError } from '../errors.js'
+import { StreamHasher } from '../hash/index.js'
+import type { Repository } from '../repo/index.js'
+import { saveSnapshot, type SnapshotDoc, type SnapshotStats } from '../snapshot/index.js'
+import { encodeTree, type NodeType, type TreeNode } from '../tree/index.js'
+import { ExcludeMatcher, GitignoreScope } from '../filter/index.js'
+import { Packer } from './packer.js'
+import { BlobWorkerPool } from './worker-pool.js'
+
+/** Something the backup could not read fully; the snapshot is still written. */
+export interface BackupWarning {
+  path: string
+  kind: 'unreadable' | 'changed' | 'vanished'
+  message: string
+}
+
+/** Progress of a running backup. Totals are filled in once the scan finished. */
+export interface BackupProgress {
+  files: number
+  dirs: number
+  bytes: number
+  totalFiles: number | null
+  totalBytes: number | null
+  current: string
+}
+
+export interface BackupOptions {
+  /** Source paths (made absolute). */
+  paths: readonly string[]
+  job?: string | null
+  tags?: readonly string[]
+  kind?: 'snapshot' | 'freeze'
+  meta?: Record<string, unknown>
+  hostname: string
+  username: string
+  now: () => Date
+  excludes?: readonly string[]
+  /** Respect .gitignore files. */
+  gitignore?: boolean
+  dryRun?: boolean
+  program: string
+  /** Worker threads for hashing/compression (default: number of cores). */
+  workers?: number
+  onProgress?: (p: BackupProgress) => void
+  onWarning?: (w: BackupWarning) => void
+  /** Called once the file-change cache and snapshot are durable (tests use it to kill mid-run). */
+  signal?: AbortSignal
+}
+
+export interface BackupResult {
+  /** Snapshot id; null for a dry run. */
+  id: string | null
+  snapshot: SnapshotDoc
+  warnings: BackupWarning[]
+  dryRun: boolean
+}
+
+const READ_BYTES = 4 * 1024 * 1024
+const INFLIGHT_BYTES = 48 * 1024 * 1024
+const FILE_CONCURRENCY = 4
+const FILE_WINDOW = 256
+const SLASH = Buffer.from('/')
+
+/** A counting semaphore for bytes in flight. */
+class ByteBudget {
+  private used = 0
+  private readonly waiters: (() => void)[] = []
+  constructor(private readonly limit: number) {}
+  async acquire(n: number): Promise<void> {
+    while (this.used > 0 && this.used + n > this.limit) await new Promise<void>((r) => this.waiters.push(r))
+    this.used += n
+  }
+  release(n: number): void {
+    this.used -= n
+    while (this.waiters.length) this.waiters.shift()!()
+  }
+}
+
+/** A simple counting semaphore. */
+class Semaphore {
+  private n: number
+  private readonly waiters: (() => void)[] = []
+  constructor(n: number) {
+    this.n = n
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.n === 0) await new Promise<void>((r) => this.waiters.push(r))
+    this.n--
+    try {
+      return await fn()
+    } finally {
+      this.n++
+      this.waiters.shift()?.()
+    }
+  }
+}
+
+function nodeType(st: BigIntStats): NodeType {
+  if (st.isFile()) return 'file'
+  if (st.isDirectory()) return 'dir'
+  if (st.isSymbolicLink()) return 'symlink'
+  if (st.isFIFO()) return 'fifo'
+  if (st.isSocket()) return 'socket'
+  if (st.isCharacterDevice()) return 'chardev'
+  return 'blockdev'
+}
+
+function baseNode(name: Buffer, st: BigIntStats): TreeNode {
+  return {
+    name,
+    type: nodeType(st),
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtimeNs: st.mtimeNs,
+  }
+}
+
+/**
+ * Takes a snapshot of `paths`: walks them, stores what is new, writes the
+ * index and then the snapshot object. Unreadable entries become warnings.
+ */
+export async function backup(repo: Repository, o: BackupOptions): Promise<BackupResult> {
+  const started = Date.now()
+  if (o.paths.length === 0) throw new UsageError('nothing to snapshot: give at least one path')
+  const sources: { abs: string; name: Buffer; st: BigIntStats }[] = []
+  for (const p of o.paths) {
+    const abs = resolve(p)
+    let st: BigIntStats
+    try {
+      st = await lstat(abs, { bigint: true })
+    } catch (err) {
+      throw new SourceError(`cannot read source ${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`, { cause: err })
+    }
+    const name = Buffer.from(abs === '/' ? 'ROOT' : basename(abs))
+    if (sources.some((s) => s.name.equals(name))) throw new UsageError(`two sources are named ${name.toString()}: snapshot them separately`)
+    sources.push({ abs, name, st })
+  }
+  const matcher = new ExcludeMatcher(o.excludes ?? [], o.gitignore ?? false)
+  const a = new Archiver(repo, o, matcher)
+  try {
+    return await a.run(sources, started)
+  } finally {
+    await a.close()
+  }
+}
+
+class Archiver {
+  private readonly repo: Repository
+  private readonly o: BackupOptions
+  private readonly matcher: ExcludeMatcher
+  private readonly pool: BlobWorkerPool
+  private readonly packer: Packer
+  private readonly budget = new ByteBudget(INFLIGHT_BYTES)
+  private readonly fileSem = new Semaphore(FILE_CONCURRENCY)
+  private readonly dryRun: boolean
+  private readonly level: number
+  private readonly warnings: BackupWarning[] = []
+  private readonly stats: SnapshotStats = {
+    files: 0, dirs: 0, bytes: 0, new_files: 0, changed_files: 0, unchanged_files: 0, new_chunks: 0, added_bytes: 0, duration_s: 0,
+  }
+  private readonly progress: BackupProgress = { files: 0, dirs: 0, bytes: 0, totalFiles: null, totalBytes: null, current: '' }
+  private lastProgress = 0
+
+  constructor(repo: Repository, o: BackupOptions, matcher: ExcludeMatcher) {
+    this.repo = repo
+    this.o = o
+    this.matcher = matcher
+    this.dryRun = o.dryRun ?? false
+    this.level = repo.config.compression.level
+    this.pool = new BlobWorkerPool(o.workers ?? availableParallelism(), {
+      encKey: repo.keys?.encKey ?? null,
+      idKey: repo.keys?.idKey ?? null,
+      cachePath: repo.cachePath,
+    })
+    this.packer = new Packer(repo, { dryRun: this.dryRun })
+  }
+
+  async close(): Promise<void> {
+    await this.packer.settle()
+    await this.pool.close()
+  }
+
+  private warn(w: BackupWarning): void {
+    this.warnings.push(w)
+    this.o.onWarning?.(w)
+  }
+
+  private tick(current: string, force = false): void {
+    this.progress.current = current
+    const now = Date.now()
+    if (!force && now - this.lastProgress < 100) return
+    this.lastProgress = now
+    this.o.onProgress?.({ ...this.progress })
+  }
+
+  async run(sources: { abs: string; name: Buffer; st: BigIntStats }[], started: number): Promise<BackupResult> {
+    void this.scan(sources)
+    const rootNodes: TreeNode[] = []
+    for (const s of sources) {
+      const node = await this.saveEntry(s.abs, s.name, '', s.st, GitignoreScope.root())
+      if (node) rootNodes.push(node)
+    }
+    const rootId = await this.packer.addPlain('tree', encodeTree(rootNodes))
+    await this.packer.flush()
+    let indexBytes = 0
+    if (!this.dryRun) {
+      const name = await this.repo.indexPendingPacks()
+      if (name) indexBytes = (await this.repo.remote.stat(name)).size
+    }
+    this.stats.new_chunks = this.packer.blobs
+    this.stats.added_bytes = this.packer.packBytes + indexBytes
+    this.stats.duration_s = Math.round((Date.now() - started) / 10) / 100
+    this.tick('', true)
+    const doc: SnapshotDoc = {
+      version: 1,
+      kind: this.o.kind ?? 'snapshot',
+      time: this.o.now().toISOString(),
+      host: this.o.hostname,
+      username: this.o.username,
+      paths: sources.map((s) => s.abs),
+      tree: rootId,
+      job: this.o.job ?? null,
+      tags: [...(this.o.tags ?? [])],
+      parent: null,
+      stats: this.stats,
+      program: this.o.program,
+      ...(this.o.meta ? { meta: this.o.meta } : {}),
+    }
+    const id = this.dryRun ? null : await saveSnapshot(this.repo, doc)
+    await this.repo.cache.flush()
+    return { id, snapshot: doc, warnings: this.warnings, dryRun: this.dryRun }
+  }
+
+  /** Counts files and bytes ahead of the backup so progress can show totals and an ETA. */
+  private async scan(sources: { abs: string; name: Buffer; st: BigIntStats }[]): Promise<void> {
+    let files = 0
+    let bytes = 0
+    const walk = async (abs: Buffer, rel: string, st: BigIntStats, scope: GitignoreScope): Promise<void> => {
+      if (st.isFile()) {
+        files++
+        bytes += Number(st.size)
+        return
+      }
+      if (!st.isDirectory()) return
+      const inner = this.matcher.gitignore ? await scope.child(abs.toString(), rel) : scope
+      let names: Buffer[]
+      try {
+        names = await readdir(abs, { encoding: 'buffer' })
+      } catch {
+        return
+      }
+      for (const n of names) {
+        const childAbs = Buffer.concat([abs, SLASH, n])
+        const childRel = rel ? `${rel}/${n.toString()}` : n.toString()
+        let cst: BigIntStats
+        try {
+          cst = await lstat(childAbs, { bigint: true })
+        } catch {
+          continue
+        }
+        if (this.excluded(childRel, n.toString(), cst.isDirectory(), inner)) continue
+        await walk(childAbs, childRel, cst, inner)
+      }
+    }
+    try {
+      for (const s of sources) await walk(Buffer.from(s.abs), s.name.toString(), s.st, GitignoreScope.root())
+      this.progress.totalFiles = files
+      this.progress.totalBytes = bytes
+    } catch {
+      // progress totals are best effort
+    }
+  }
+
+  private excluded(rel: string, name: string, isDir: boolean, scope: GitignoreScope): boolean {
+    if (this.matcher.matches(rel, name)) return true
+    return this.matcher.gitignore && scope.ignores(rel, isDir)
+  }
+
+  /** Stores one entry (recursing into directories); returns its node or null when it cannot be read. */
+  private async saveEntry(abs: string | Buffer, name: Buffer, rel: string, st: BigIntStats, scope: GitignoreScope): Promise<TreeNode | null> {
+    const absB = typeof abs === 'string' ? Buffer.from(abs) : abs
+    const node = baseNode(name, st)
+    const relPath = rel ? `${rel}/${name.toString()}` : name.toString()
+    switch (node.type) {
+      case 'dir':
+        return this.saveDir(absB, node, relPath, scope)
+      case 'file':
+        return this.fileSem.run(() => this.saveFile(absB, node, relPath, st))
+      case 'symlink':
+        try {
+          node.target = await readlink(absB, { encoding: 'buffer' })
+        } catch (err) {
+          this.warn({ path: relPath, kind: 'unreadable', message: `cannot read symlink: ${(err as Error).message}` })
+          return null
+        }
+        return node
+      case 'chardev':
+      case 'blockdev':
+        node.rdev = Number(st.rdev)
+        return node
+      default:
+        return node // FIFOs and sockets: recorded, never read
+    }
+  }
+
+  private async saveDir(abs: Buffer, node: TreeNode, rel: string, scope: GitignoreScope): Promise<TreeNode | null> {
+    let names: Buffer[]
+    try {
+      names = await readdir(abs, { encoding: 'buffer' })
+    } catch (err) {
+      this.warn({ path: rel, kind: 'unreadable', message: `cannot list directory: ${(err as Error).message}` })
+      return null
+    }
+    this.stats.dirs++
+    this.progress.dirs++
+    const inner = this.matcher.gitignore ? await scope.child(abs.toString(), rel) : scope
+    names.sort(Buffer.compare)
+    const children: Promise<TreeNode | null>[] = []
+    let settledUpTo = 0
+    for (const n of names) {
+      const childAbs = Buffer.concat([abs, SLASH, n])
+      const childRel = `${rel}/${n.toString()}`
+      let st: BigIntStats
+      try {
+        st = await lstat(childAbs, { bigint: true })
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          this.warn({ path: childRel, kind: 'vanished', message: 'disappeared before it could be read' })
+        } else {
+          this.warn({ path: childRel, kind: 'unreadable', message: (err as Error).message })
+        }
+        continue
+      }
+      if (this.excluded(childRel, n.toString(), st.isDirectory(), inner)) continue
+      if (st.isDirectory()) {
+        // Directories one at a time (bounded memory); the files of a directory in parallel.
+        children.push(Promise.resolve(await this.saveEntry(childAbs, n, rel, st, inner)))
+      } else {
+        const p = this.saveEntry(childAbs, n, rel, st, inner)
+        p.catch(() => {}) // awaited below; this only keeps an early rejection from being unhandled
+        children.push(p)
+        // A window of files in flight, so a directory of a million files does not hold a million promises.
+        if (children.length - settledUpTo > FILE_WINDOW) await children[settledUpTo++]
+      }
+    }
+    const nodes = (await Promise.all(children)).filter((c): c is TreeNode => c !== null)
+    node.subtree = await this.packer.addPlain('tree', encodeTree(nodes))
+    this.tick(rel)
+    return node
+  }
+
+  private async saveFile(abs: Buffer, node: TreeNode, rel: string, st: BigIntStats): Promise<TreeNode | null> {
+    if (st.nlink > 1n) {
+      node.links = Number(st.nlink)
+      node.inode = st.ino.toString()
+      node.dev = st.dev.toString()
+    }
+    if (st.blocks * 512n < st.size) node.sparse = true
+    this.stats.files++
+    this.progress.files++
+    this.stats.bytes += Number(st.size)
+    const cached = this.repo.cache.getFile(st.dev, st.ino)
+    if (
+      cached && cached.size === st.size && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs &&
+      cached.chunks.every((c) => this.packer.known(c))
+    ) {
+      node.size = Number(st.size)
+      node.chunks = cached.chunks
+      node.blake3 = cached.blake3
+      this.stats.unchanged_files++
+      this.progress.bytes += Number(st.size)
+      this.tick(rel)
+      return node
+    }
+    let fh: FileHandle
+    try {
+      fh = await open(abs, fsc.O_RDONLY | (fsc.O_NOATIME ?? 0))
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EPERM') {
+        try {
+          fh = await open(abs, fsc.O_RDONLY) // O_NOATIME needs ownership
+        } catch (err2) {
+          this.warn({ path: rel, kind: 'unreadable', message: (err2 as Error).message })
+          this.stats.files--
+          return null
+        }
+      } else {
+        this.warn({ path: rel, kind: code === 'ENOENT' ? 'vanished' : 'unreadable', message: (err as Error).message })
+        this.stats.files--
+        return null
+      }
+    }
+    try {
+      const r = await this.readFile(fh, rel)
+      const after = await fh.stat({ bigint: true })
+      node.size = r.size
+      node.chunks = r.chunks
+      node.blake3 = r.blake3
+      const changed = after.size !== st.size || after.mtimeNs !== st.mtimeNs || BigInt(r.size) !== st.size
+      if (changed) {
+        this.warn({ path: rel, kind: 'changed', message: `changed while being read (size ${st.size} → ${after.size}; stored ${r.size} bytes as read)` })
+      } else if (!this.dryRun) {
+        this.repo.cache.putFile(st.dev, st.ino, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, blake3: r.blake3, chunks: r.chunks })
+      }
+      if (cached) this.stats.changed_files++
+      else this.stats.new_files++
+      this.tick(rel)
+      return node
+    } catch (err) {
+      this.warn({ path: rel, kind: 'unreadable', message: `read failed: ${(err as Error).message}` })
+      this.stats.files--
+      return null
+    } finally {
+      await fh.close()
+    }
+  }
+
+  /** Reads, chunks and stores one file's content. */
+  private async readFile(fh: FileHandle, rel: string): Promise<{ size: number; chunks: string[]; blake3: string }> {
+    const chunker = new Chunker(this.repo.chunkerParams, this.repo.gear)
+    const hasher = new StreamHasher()
+    const ids: Promise<string>[] = []
+    const readBuf = Buffer.allocUnsafeSlow(READ_BYTES)
+    let pieces: Buffer[] = []
+    let pending = 0
+    let size = 0
+    const emit = async (parts: Buffer[], len: number): Promise<void> => {
+      await this.budget.acquire(len) // backpressure: the reader waits while too many chunk bytes are in flight
+      const chunk = new Uint8Array(len)
+      let o = 0
+      for (const p of parts) {
+        chunk.set(p, o)
+        o += p.length
+      }
+      ids.push(this.storeChunk(chunk))
+    }
+    for (;;) {
+      const { bytesRead } = await fh.read(readBuf, 0, READ_BYTES, null)
+      if (bytesRead === 0) break
+      const view = readBuf.subarray(0, bytesRead)
+      hasher.update(view)
+      size += bytesRead
+      this.progress.bytes += bytesRead
+      let start = 0
+      for (const cut of chunker.push(view)) {
+        pieces.push(view.subarray(start, cut))
+        await emit(pieces, pending + cut - start)
+        pieces = []
+        pending = 0
+        start = cut
+      }
+      if (start < bytesRead) {
+        pieces.push(Buffer.from(view.subarray(start))) // copy: readBuf is reused
+        pending += bytesRead - start
+      }
+      this.tick(rel)
+    }
+    if (pending > 0) await emit(pieces, pending)
+    const chunks = await Promise.all(ids)
+    return { size, chunks, blake3: hasher.digestHex() }
+  }
+
+  /** Names a chunk and stores it unless it is known. Resolves to its id. */
+  private async storeChunk(chunk: Uint8Array): Promise<string> {
+    const len = chunk.length // acquired from the budget by the caller
+    try {
+      const r = await this.pool.process(chunk, { level: this.level, checkKnown: true })
+      if (!r.known && !this.packer.known(r.id)) {
+        await this.packer.add(r.id, 'data', { sealed: r.sealed, compression: r.compression, rawLength: r.rawLength })
+      }
+      return r.id
+    } finally {
+      this.budget.release(len)
+    }
+  }
+}

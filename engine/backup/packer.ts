@@ -1,0 +1,86 @@
+import { encodeBlob, trailerSize, PackWriter, type EncodedBlob, type PackKind } from '../pack/index.js'
+import { packKindOf, type Repository } from '../repo/index.js'
+import type { BlobType } from '../types.js'
+
+/**
+ * Collects new blobs into data and meta packs and uploads full packs while
+ * the backup goes on (at most `maxUploads` at once; `add` waits when that
+ * many are in flight, which bounds memory). In dry-run mode it only counts.
+ */
+export class Packer {
+  private readonly repo: Repository
+  private readonly dryRun: boolean
+  private readonly writers: Record<PackKind, PackWriter>
+  private readonly uploads = new Set<Promise<void>>()
+  private readonly maxUploads: number
+  private error: unknown = null
+  /** Ids added in this run (stored or about to be). */
+  readonly added = new Set<string>()
+  packs = 0
+  packBytes = 0
+  blobs = 0
+
+  constructor(repo: Repository, opts: { dryRun: boolean; maxUploads?: number }) {
+    this.repo = repo
+    this.dryRun = opts.dryRun
+    this.maxUploads = opts.maxUploads ?? Math.max(2, repo.remote.properties.maxConnections)
+    const target = repo.config.pack_size_bytes
+    this.writers = { data: new PackWriter('data', target), meta: new PackWriter('meta', target) }
+  }
+
+  /** True when `id` is stored or was added in this run. */
+  known(id: string): boolean {
+    return this.added.has(id) || this.repo.cache.hasBlob(id)
+  }
+
+  /** Adds an encoded blob unless a blob with this id was added already. */
+  async add(id: string, type: BlobType, blob: EncodedBlob): Promise<boolean> {
+    if (this.error) throw this.error
+    if (this.added.has(id)) return false
+    this.added.add(id)
+    this.blobs++
+    const w = this.writers[packKindOf(type)]
+    w.add(id, type, blob)
+    if (w.full) await this.finish(w)
+    return true
+  }
+
+  /** Encodes (on this thread) and adds a blob given as plaintext: used for trees. */
+  async addPlain(type: BlobType, plain: Buffer): Promise<string> {
+    const id = this.repo.ids.idHex(plain)
+    if (!this.known(id)) await this.add(id, type, encodeBlob(plain, this.repo.sealer, this.repo.config.compression.level))
+    return id
+  }
+
+  private async finish(w: PackWriter): Promise<void> {
+    if (w.count === 0) return
+    if (this.dryRun) {
+      this.packs++
+      this.packBytes += w.sizeBytes + trailerSize(w.count, this.repo.sealer)
+      w.finish(this.repo.sealer)
+      return
+    }
+    const pack = w.finish(this.repo.sealer)
+    this.packs++
+    this.packBytes += pack.bytes.length
+    while (this.uploads.size >= this.maxUploads) await Promise.race(this.uploads)
+    const p: Promise<void> = this.repo.savePack(pack).then(
+      () => { this.uploads.delete(p) },
+      (err) => { this.uploads.delete(p); this.error ??= err },
+    )
+    this.uploads.add(p)
+  }
+
+  /** Finishes partly filled packs and waits for every upload. */
+  async flush(): Promise<void> {
+    await this.finish(this.writers.data)
+    await this.finish(this.writers.meta)
+    await Promise.all(this.uploads)
+    if (this.error) throw this.error
+  }
+
+  /** Waits for uploads in flight (used when aborting). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.uploads)
+  }
+}

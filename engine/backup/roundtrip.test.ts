@@ -1,0 +1,40 @@
+import t from 'tap'
+import { readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { backup } from './index.js'
+import { restore } from '../restore/index.js'
+import { verify } from '../verify/index.js'
+import { findSnapshot } from '../snapshot/index.js'
+import { makeTestRepo, seededBytes, seededText, writeTree } from '../testing/test-repo.js'
+
+const base = { hostname: 'h', username: 'u', now: () => new Date(), program: 'test' }
+
+t.test('snapshot, restore, verify round trip', async (t) => {
+  const dir = t.testdir()
+  const src = join(dir, 'src')
+  writeTree(src, {
+    'a.txt': 'hello\n',
+    'big.bin': seededBytes('big', 3 * 1024 * 1024 + 17),
+    'text/log.txt': seededText('log', 2 * 1024 * 1024),
+    'empty': '',
+  })
+  const tr = await makeTestRepo(dir)
+  t.teardown(() => tr.repo.close())
+  const r = await backup(tr.repo, { ...base, paths: [src] })
+  t.ok(r.id)
+  t.equal(r.snapshot.stats.files, 4)
+  t.equal(r.warnings.length, 0)
+  const snap = await findSnapshot(tr.repo, r.id!.slice(0, 8))
+  const out = join(dir, 'out')
+  const rr = await restore(tr.repo, { snapshot: snap, target: out })
+  t.same(rr.errors, [])
+  for (const f of ['a.txt', 'big.bin', 'text/log.txt', 'empty']) {
+    t.ok(readFileSync(join(out, 'src', f)).equals(readFileSync(join(src, f))), f)
+  }
+  const v = await verify(tr.repo, { readData: 1 })
+  t.ok(v.ok, JSON.stringify(v.findings))
+  const r2 = await backup(tr.repo, { ...base, paths: [src] })
+  t.equal(r2.snapshot.stats.unchanged_files, 4)
+  t.equal(r2.snapshot.stats.new_chunks, 0)
+  t.ok(statSync(join(out, 'src', 'big.bin')).size > 0)
+})

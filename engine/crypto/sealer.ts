@@ -1,0 +1,80 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { blake3 } from '@napi-rs/blake-hash'
+import { IntegrityError } from '../errors.js'
+
+/** Bytes a sealed object has beyond its plaintext. */
+export const SEAL_OVERHEAD_ENCRYPTED = 12 + 16
+/** Bytes an unencrypted "sealed" object has beyond its plaintext (a truncated BLAKE3 checksum). */
+export const SEAL_OVERHEAD_PLAIN = 16
+
+/**
+ * Seals and opens stored objects.
+ *
+ * Encrypted: `nonce(12) || AES-256-GCM ciphertext || tag(16)`, a fresh random
+ * nonce per object, no associated data.
+ * Unencrypted: `plaintext || BLAKE3(plaintext)[0..16]`, so that damage is
+ * still detected precisely.
+ */
+export interface Sealer {
+  readonly encrypted: boolean
+  readonly overhead: number
+  seal(plaintext: Uint8Array): Buffer
+  /** Returns the plaintext; throws IntegrityError if authentication fails. */
+  open(sealed: Uint8Array, what?: string): Buffer
+}
+
+/** AES-256-GCM sealing with a 32-byte key. */
+export class AesGcmSealer implements Sealer {
+  readonly encrypted = true
+  readonly overhead = SEAL_OVERHEAD_ENCRYPTED
+  private readonly key: Buffer
+  constructor(key: Buffer) {
+    if (key.length !== 32) throw new TypeError('AES-256-GCM needs a 32-byte key')
+    this.key = key
+  }
+  seal(plaintext: Uint8Array): Buffer {
+    const nonce = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
+    const out = Buffer.allocUnsafe(12 + plaintext.length + 16)
+    nonce.copy(out, 0)
+    const n = cipher.update(plaintext).copy(out, 12)
+    const f = cipher.final()
+    f.copy(out, 12 + n)
+    cipher.getAuthTag().copy(out, 12 + plaintext.length)
+    return out
+  }
+  open(sealed: Uint8Array, what = 'object'): Buffer {
+    if (sealed.length < SEAL_OVERHEAD_ENCRYPTED) throw new IntegrityError(`${what}: sealed object too short (${sealed.length} bytes)`)
+    const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length)
+    const decipher = createDecipheriv('aes-256-gcm', this.key, buf.subarray(0, 12))
+    decipher.setAuthTag(buf.subarray(buf.length - 16))
+    try {
+      const a = decipher.update(buf.subarray(12, buf.length - 16))
+      const b = decipher.final()
+      return b.length === 0 ? a : Buffer.concat([a, b])
+    } catch (err) {
+      throw new IntegrityError(`${what}: authentication failed (damaged or not written with this key)`, {}, { cause: err })
+    }
+  }
+}
+
+/** The unencrypted "sealer": appends a 16-byte BLAKE3 checksum. */
+export class PlainSealer implements Sealer {
+  readonly encrypted = false
+  readonly overhead = SEAL_OVERHEAD_PLAIN
+  seal(plaintext: Uint8Array): Buffer {
+    const out = Buffer.allocUnsafe(plaintext.length + 16)
+    out.set(plaintext, 0)
+    blake3(plaintext).copy(out, plaintext.length, 0, 16)
+    return out
+  }
+  open(sealed: Uint8Array, what = 'object'): Buffer {
+    if (sealed.length < SEAL_OVERHEAD_PLAIN) throw new IntegrityError(`${what}: object too short (${sealed.length} bytes)`)
+    const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length)
+    const body = buf.subarray(0, buf.length - 16)
+    if (!blake3(body).subarray(0, 16).equals(buf.subarray(buf.length - 16))) {
+      throw new IntegrityError(`${what}: checksum mismatch (damaged)`)
+    }
+    return body
+  }
+}

@@ -1,0 +1,44 @@
+import { openRemote, type Remote } from './remote/index.js'
+import { Repository, type InitOptions } from './repo/index.js'
+
+/** Options of `openRepository`. */
+export interface OpenRepositoryOptions {
+  /** Repository location: a path, file:// or memory:// URL. */
+  url: string
+  password: string | null
+  cacheDir: string
+  /** Load new index objects into the cache (default true). */
+  syncIndex?: boolean
+  onProgress?: (p: { phase: string; done: number; total: number }) => void
+}
+
+/** Opens the remote at `url`, unlocks the repository and brings its cache up to date. */
+export async function openRepository(o: OpenRepositoryOptions): Promise<Repository> {
+  const remote = await openRemote(o.url)
+  let repo: Repository
+  try {
+    repo = await Repository.open(remote, { password: o.password, cacheDir: o.cacheDir })
+  } catch (err) {
+    await remote.close()
+    throw err
+  }
+  if (o.syncIndex !== false) await repo.syncIndex(o.onProgress)
+  return repo
+}
+
+/** Creates a repository at `url` (the directory is created for local paths). */
+export async function initRepository(url: string, o: InitOptions): Promise<{ id: string; remote: Remote }> {
+  const remote = await openRemote(url, { create: true })
+  try {
+    const config = await Repository.init(remote, o)
+    return { id: config.id, remote }
+  } finally {
+    await remote.close()
+  }
+}
+
+/** Closes a repository and its remote. */
+export async function closeRepository(repo: Repository): Promise<void> {
+  await repo.close()
+  await repo.remote.close()
+}

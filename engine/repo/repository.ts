@@ -1,0 +1,316 @@
+import { randomBytes } from 'node:crypto'
+import { DEFAULT_CHUNKER_PARAMS, gearTable, validateChunkerParams, type ChunkerParams } from '../chunker/index.js'
+import {
+  AesGcmSealer, DEFAULT_KDF, PlainSealer, deriveRepoKeys, parseKeyFile, unwrapMasterKey, wrapMasterKey,
+  type KdfParams, type RepoKeys, type Sealer,
+} from '../crypto/index.js'
+import { ConfigError, ExistsError, IntegrityError, NotFoundError, PasswordError, KeyError, isNotFound } from '../errors.js'
+import { IdHasher, hashHex } from '../hash/index.js'
+import { IndexCache, decodeIndexObject, encodeIndexObject, type BlobLocation, type IndexedPack } from '../index/index.js'
+import { decodeBlob, decodeTrailer, packObjectName, type FinishedPack, type PackEntry, type PackKind } from '../pack/index.js'
+import type { Remote } from '../remote/index.js'
+import type { BlobType } from '../types.js'
+import { FORMAT_VERSION, checkPackSize, parseConfig, type RepoConfig } from './config.js'
+
+/** Options of `Repository.init`. */
+export interface InitOptions {
+  /** Password; null creates an unencrypted repository (an explicit choice). */
+  password: string | null
+  kdf?: KdfParams
+  chunker?: ChunkerParams
+  packSizeBytes?: number
+  compressionLevel?: number
+  hostname: string
+  username: string
+  now: Date
+}
+
+/** Options of `Repository.open`. */
+export interface OpenOptions {
+  /** Password; may be null only for unencrypted repositories. */
+  password: string | null
+  /** Per-user cache directory; the repository's cache lives in `<cacheDir>/<repo id>/`. */
+  cacheDir: string
+}
+
+/** Reports progress of long repository operations (index loading, repair). */
+export interface RepoProgress {
+  (event: { phase: string; done: number; total: number }): void
+}
+
+export const DEFAULT_PACK_BYTES = 16 * 1024 * 1024
+
+/** Which pack kind holds blobs of a type. */
+export function packKindOf(type: BlobType): PackKind {
+  return type === 'data' ? 'data' : 'meta'
+}
+
+/**
+ * A repository: the only module combining remote, crypto, packs and the
+ * index cache. Writers add packs, then index objects, then snapshot objects,
+ * and never modify an object.
+ */
+export class Repository {
+  readonly remote: Remote
+  readonly config: RepoConfig
+  readonly sealer: Sealer
+  readonly ids: IdHasher
+  readonly gear: Uint32Array
+  readonly chunkerParams: ChunkerParams
+  readonly cache: IndexCache
+  /** Subkeys (null when unencrypted); handed to worker threads that seal blobs. */
+  readonly keys: RepoKeys | null
+  readonly cachePath: string
+
+  private constructor(f: {
+    remote: Remote; config: RepoConfig; keys: RepoKeys | null; cache: IndexCache; cachePath: string
+  }) {
+    this.remote = f.remote
+    this.config = f.config
+    this.keys = f.keys
+    this.cache = f.cache
+    this.cachePath = f.cachePath
+    this.sealer = f.keys ? new AesGcmSealer(f.keys.encKey) : new PlainSealer()
+    this.ids = new IdHasher(f.keys ? f.keys.idKey : null)
+    this.chunkerParams = { minBytes: f.config.chunker.min_bytes, avgBytes: f.config.chunker.avg_bytes, maxBytes: f.config.chunker.max_bytes }
+    this.gear = gearTable(f.keys ? f.keys.gearSeed : Buffer.from(f.config.chunker.seed ?? '', 'hex'))
+  }
+
+  /** Creates a repository on an empty remote. Fails with ExistsError when one is there already. */
+  static async init(remote: Remote, o: InitOptions): Promise<RepoConfig> {
+    const chunker = o.chunker ?? DEFAULT_CHUNKER_PARAMS
+    validateChunkerParams(chunker)
+    const packSizeBytes = o.packSizeBytes ?? DEFAULT_PACK_BYTES
+    checkPackSize(packSizeBytes)
+    const level = o.compressionLevel ?? 3
+    if (!Number.isInteger(level) || level < 0 || level > 22) throw new ConfigError(`compression level must be 0–22, got ${level}`)
+    try {
+      await remote.stat('config')
+      throw new ExistsError('config', `a repository already exists at ${remote.properties.location}`)
+    } catch (err) {
+      if (!isNotFound(err)) throw err
+    }
+    const config: RepoConfig = {
+      format: 'coldstore',
+      version: FORMAT_VERSION,
+      id: randomBytes(32).toString('hex'),
+      created: o.now.toISOString(),
+      encryption: o.password === null ? 'none' : 'aes-256-gcm',
+      chunker: {
+        algorithm: 'gear32-fastcdc',
+        min_bytes: chunker.minBytes,
+        avg_bytes: chunker.avgBytes,
+        max_bytes: chunker.maxBytes,
+        ...(o.password === null ? { seed: randomBytes(32).toString('hex') } : {}),
+      },
+      pack_size_bytes: packSizeBytes,
+      compression: { algorithm: 'zstd', level },
+    }
+    if (o.password !== null) {
+      if (o.password.length === 0) throw new ConfigError('empty password: give a password, or choose --no-encryption explicitly')
+      const master = randomBytes(32)
+      const keyFile = await wrapMasterKey(master, o.password, o.kdf ?? DEFAULT_KDF, {
+        hostname: o.hostname, username: o.username, created: o.now.toISOString(),
+      })
+      const bytes = Buffer.from(JSON.stringify(keyFile, null, 2) + '\n')
+      await remote.put(`keys/${hashHex(bytes)}`, bytes)
+    }
+    // config last: a repository without config is not a repository, so a crash here leaves nothing half-made.
+    await remote.put('config', Buffer.from(JSON.stringify(config, null, 2) + '\n'), { exclusive: true })
+    return config
+  }
+
+  /** Opens a repository: reads config, unlocks a key, opens the local cache. Does not load the index (see `syncIndex`). */
+  static async open(remote: Remote, o: OpenOptions): Promise<Repository> {
+    let configBytes: Buffer
+    try {
+      configBytes = await remote.get('config')
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError('config', `no repository at ${remote.properties.location} (run 'coldstore init' first)`, { cause: err })
+      throw err
+    }
+    const config = parseConfig(configBytes)
+    let keys: RepoKeys | null = null
+    if (config.encryption !== 'none') {
+      if (o.password === null) throw new PasswordError('this repository is encrypted: a password is needed')
+      keys = deriveRepoKeys(await unlock(remote, o.password))
+    }
+    const cache = IndexCache.open(o.cacheDir, config.id)
+    return new Repository({ remote, config, keys, cache, cachePath: `${o.cacheDir}/${config.id}` })
+  }
+
+  /**
+   * Brings the local cache up to date with the remote's index objects: loads
+   * new ones; rebuilds from scratch when index objects it had loaded are gone
+   * (compacted or repaired elsewhere).
+   */
+  async syncIndex(progress?: RepoProgress): Promise<void> {
+    const remoteNames = new Set<string>()
+    for await (const o of this.remote.list('index/')) remoteNames.add(o.name)
+    const loaded = this.cache.loadedIndexes()
+    let stale = false
+    for (const n of loaded) if (!remoteNames.has(n)) stale = true
+    if (stale) this.cache.clearIndex()
+    const have = stale ? new Set<string>() : loaded
+    const todo = [...remoteNames].filter((n) => !have.has(n))
+    let done = 0
+    await forEachLimit(todo, this.remote.properties.maxConnections, async (name) => {
+      const packs = await this.loadIndexObject(name)
+      this.cache.addIndexObject(name, packs)
+      progress?.({ phase: 'index', done: ++done, total: todo.length })
+    })
+  }
+
+  /** Reads and decodes one index object, checking that its content matches its name. */
+  async loadIndexObject(name: string): Promise<IndexedPack[]> {
+    const bytes = await this.remote.get(name)
+    const id = name.slice('index/'.length)
+    if (hashHex(bytes) !== id) throw new IntegrityError(`${name}: content does not match its name (damaged)`)
+    return decodeIndexObject(bytes, this.sealer, name)
+  }
+
+  /** Writes an index object naming `packs`; returns its object name. */
+  async writeIndexObject(packs: readonly IndexedPack[]): Promise<string> {
+    const bytes = encodeIndexObject(packs, this.sealer)
+    const name = `index/${hashHex(bytes)}`
+    await this.remote.put(name, bytes)
+    this.cache.addIndexObject(name, packs)
+    return name
+  }
+
+  /**
+   * Writes one index object for every pack uploaded but not yet indexed
+   * (also those left by an interrupted run, after checking they still exist).
+   */
+  async indexPendingPacks(): Promise<string | null> {
+    const pending = this.cache.pendingPacks()
+    if (pending.length === 0) return null
+    const present: IndexedPack[] = []
+    const gone: string[] = []
+    await forEachLimit(pending, this.remote.properties.maxConnections, async (p) => {
+      try {
+        const st = await this.remote.stat(packObjectName(p.kind, p.packId))
+        if (st.size === p.size) present.push(p)
+        else gone.push(p.packId)
+      } catch (err) {
+        if (!isNotFound(err)) throw err
+        gone.push(p.packId)
+      }
+    })
+    this.cache.clearPending(gone)
+    if (present.length === 0) return null
+    present.sort((a, b) => (a.packId < b.packId ? -1 : 1))
+    return this.writeIndexObject(present)
+  }
+
+  /** Uploads a finished pack (atomic put) and records its blobs in the cache as pending. */
+  async savePack(pack: FinishedPack): Promise<void> {
+    await this.remote.put(packObjectName(pack.kind, pack.id), pack.bytes)
+    this.cache.addPacks([{ packId: pack.id, kind: pack.kind, size: pack.bytes.length, entries: pack.entries }], { pending: true })
+  }
+
+  /** Location of a blob, or undefined. */
+  lookup(id: string): BlobLocation | undefined {
+    return this.cache.getBlob(id)
+  }
+
+  /** Loads one blob's plaintext, checking authentication and its id. Throws NotFoundError or IntegrityError. */
+  async loadBlob(id: string): Promise<Buffer> {
+    const loc = this.cache.getBlob(id)
+    if (!loc) throw new NotFoundError(`blob ${id}`, `blob ${id} is not in the index (run 'coldstore repair index' if packs were added elsewhere)`)
+    const sealed = await this.remote.get(packObjectName(packKindOf(loc.type), loc.packId), { offset: loc.offset, length: loc.length })
+    return this.decodeAndCheck(sealed, id, loc)
+  }
+
+  /** Opens, decompresses and id-checks a blob read from `loc`. */
+  decodeAndCheck(sealed: Uint8Array, id: string, loc: BlobLocation): Buffer {
+    if (sealed.length !== loc.length) throw new IntegrityError(`blob ${id} in pack ${loc.packId}: short read (${sealed.length} of ${loc.length} bytes)`, { blobId: id, packId: loc.packId })
+    let plain: Buffer
+    try {
+      plain = decodeBlob(sealed, { ...loc, id }, this.sealer)
+    } catch (err) {
+      if (err instanceof IntegrityError) throw new IntegrityError(`blob ${id} in pack ${loc.packId} is damaged`, { blobId: id, packId: loc.packId }, { cause: err })
+      throw err
+    }
+    if (this.ids.idHex(plain) !== id) throw new IntegrityError(`blob ${id} in pack ${loc.packId}: content does not match its id`, { blobId: id, packId: loc.packId })
+    return plain
+  }
+
+  /** Reads a pack's header from the remote. */
+  async readPackHeader(kind: PackKind, packId: string, size?: number): Promise<PackEntry[]> {
+    const name = packObjectName(kind, packId)
+    const total = size ?? (await this.remote.stat(name)).size
+    const want = Math.min(total, 64 * 1024)
+    let tail = await this.remote.get(name, { offset: total - want, length: want })
+    const hlen = tail.length >= 4 ? tail.readUInt32LE(tail.length - 4) : 0
+    if (hlen + 4 > tail.length && hlen + 4 <= total) tail = await this.remote.get(name, { offset: total - hlen - 4, length: hlen + 4 })
+    return decodeTrailer(tail, total, this.sealer, packId)
+  }
+
+  /** Seals and stores a JSON document under `dir/<BLAKE3 of stored bytes>`; returns the id. */
+  async putJsonObject(dir: string, value: unknown): Promise<string> {
+    const bytes = this.sealer.seal(Buffer.from(JSON.stringify(value)))
+    const id = hashHex(bytes)
+    await this.remote.put(`${dir}/${id}`, bytes)
+    return id
+  }
+
+  /** Loads a sealed JSON document stored by `putJsonObject`, checking its name. */
+  async getJsonObject<T>(dir: string, id: string): Promise<T> {
+    const name = `${dir}/${id}`
+    const bytes = await this.remote.get(name)
+    if (hashHex(bytes) !== id) throw new IntegrityError(`${name}: content does not match its name (damaged)`)
+    const plain = this.sealer.open(bytes, name)
+    try {
+      return JSON.parse(plain.toString('utf8')) as T
+    } catch (err) {
+      throw new IntegrityError(`${name}: not valid JSON`, {}, { cause: err })
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.cache.close()
+  }
+}
+
+/** Tries every key file until one opens with `password`. */
+async function unlock(remote: Remote, password: string): Promise<Buffer> {
+  const names: string[] = []
+  for await (const o of remote.list('keys/')) names.push(o.name)
+  if (names.length === 0) throw new KeyError('the repository has no key files (keys/ is empty): it cannot be opened')
+  const damaged: string[] = []
+  for (const name of names.sort()) {
+    const bytes = await remote.get(name)
+    if (hashHex(bytes) !== name.slice('keys/'.length)) {
+      damaged.push(name)
+      continue
+    }
+    let k
+    try {
+      k = parseKeyFile(bytes, name)
+    } catch {
+      damaged.push(name)
+      continue
+    }
+    const master = await unwrapMasterKey(k, password)
+    if (master) return master
+  }
+  if (damaged.length === names.length) throw new KeyError(`every key file is damaged (${damaged.join(', ')}): the repository cannot be opened`)
+  if (damaged.length > 0) throw new PasswordError(`wrong password, or the key it opens is damaged (${damaged.join(', ')} failed its checksum)`)
+  throw new PasswordError()
+}
+
+/** Runs `fn` over `items` with at most `limit` running at once. */
+export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  const runners: Promise<void>[] = []
+  for (let w = 0; w < Math.max(1, Math.min(limit, items.length)); w++) {
+    runners.push((async () => {
+      while (next < items.length) {
+        const i = next++
+        await fn(items[i], i)
+      }
+    })())
+  }
+  await Promise.all(runners)
+}

@@ -1,0 +1,379 @@
+import { execFile } from 'node:child_process'
+import { constants as fsc } from 'node:fs'
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes, type FileHandle } from 'node:fs/promises'
+import { promisify } from 'node:util'
+import { ExistsError, NotFoundError } from '../errors.js'
+import { ExcludeMatcher } from '../filter/index.js'
+import { packObjectName } from '../pack/index.js'
+import { forEachLimit, packKindOf, type Repository } from '../repo/index.js'
+import type { Snapshot } from '../snapshot/index.js'
+import { TreeReader, splitPath, type TreeNode } from '../tree/index.js'
+import type { BlobLocation } from '../index/index.js'
+
+const run = promisify(execFile)
+
+export interface RestoreOptions {
+  snapshot: Snapshot
+  /** Path inside the snapshot to restore (bytes, '/'-separated); empty for everything. */
+  path?: Buffer
+  /** Directory to restore into (created if missing). */
+  target: string
+  /** Only entries matching one of these (and the directories leading to them). */
+  include?: readonly string[]
+  exclude?: readonly string[]
+  /** Replace existing files; otherwise the restore refuses before writing anything. */
+  overwrite?: boolean
+  /** Restore owners (uid/gid): default when running as root. */
+  owners?: boolean
+  onProgress?: (p: { files: number; bytes: number; totalFiles: number; totalBytes: number; current: string }) => void
+}
+
+/** A file or entry that could not be restored. */
+export interface RestoreError {
+  path: string
+  message: string
+  blobId?: string
+  packId?: string
+}
+
+export interface RestoreResult {
+  files: number
+  dirs: number
+  bytes: number
+  /** Other entries: symlinks, hard links, FIFOs, devices. */
+  others: number
+  errors: RestoreError[]
+}
+
+interface PlannedFile {
+  dest: Buffer
+  rel: string
+  node: TreeNode
+  remaining: number
+  failed: RestoreError | null
+  fh: FileHandle | null
+  opening: Promise<FileHandle> | null
+}
+
+interface Target {
+  file: PlannedFile
+  offset: number
+}
+
+/** Ranges closer than this are read together; bigger reads are split. */
+const COALESCE_GAP = 256 * 1024
+const MAX_READ = 16 * 1024 * 1024
+const MAX_OPEN_FILES = 128
+
+/**
+ * Restores a snapshot (or part of it) into a directory. Reads packs in
+ * order with coalesced range reads, checks every blob (authentication and
+ * id) before writing it, restores modes, owners, times, symlinks, hard links
+ * and sparse files. Files whose data is damaged or missing are removed and
+ * reported; everything else is restored.
+ */
+export async function restore(repo: Repository, o: RestoreOptions): Promise<RestoreResult> {
+  const trees = new TreeReader(repo)
+  const inc = o.include?.length ? new ExcludeMatcher(o.include, false) : null
+  const exc = o.exclude?.length ? new ExcludeMatcher(o.exclude, false) : null
+  const result: RestoreResult = { files: 0, dirs: 0, bytes: 0, others: 0, errors: [] }
+  const owners = o.owners ?? (process.getuid?.() === 0)
+
+  // 1. Plan: which entries go where. Paths are bytes so names that are not UTF-8 survive.
+  const targetB = Buffer.from(o.target)
+  const start = o.path && splitPath(o.path).length ? await trees.resolve(o.snapshot.tree, o.path) : null
+  const entries: { rel: string; dest: Buffer; node: TreeNode }[] = []
+  const wanted = (rel: string, name: string): 'yes' | 'no' | 'maybe' => {
+    if (exc?.matches(rel, name)) return 'no'
+    if (!inc) return 'yes'
+    return inc.matches(rel, name) ? 'yes' : 'maybe'
+  }
+  const visit = async (treeId: string, relDir: string, destDir: Buffer, included: boolean): Promise<boolean> => {
+    let any = false
+    for (const n of await trees.load(treeId)) {
+      const name = n.name.toString()
+      const rel = relDir ? `${relDir}/${name}` : name
+      const dest = joinBytes(destDir, n.name)
+      const w = included ? (exc?.matches(rel, name) ? 'no' : 'yes') : wanted(rel, name)
+      if (w === 'no') continue
+      if (n.type === 'dir') {
+        const idx = entries.length
+        entries.push({ rel, dest, node: n })
+        const sub = n.subtree ? await visit(n.subtree, rel, dest, w === 'yes') : false
+        if (w === 'maybe' && !sub) entries.splice(idx, 1)
+        else any = true
+      } else if (w === 'yes') {
+        entries.push({ rel, dest, node: n })
+        any = true
+      }
+    }
+    return any
+  }
+  if (start && start.type !== 'dir') {
+    const rel = start.name.toString()
+    if (wanted(rel, rel) === 'yes') entries.push({ rel, dest: joinBytes(targetB, start.name), node: start })
+  } else if (start) {
+    const rel = start.name.toString()
+    entries.push({ rel, dest: joinBytes(targetB, start.name), node: start })
+    if (start.subtree) await visit(start.subtree, rel, joinBytes(targetB, start.name), wanted(rel, rel) === 'yes')
+  } else {
+    await visit(o.snapshot.tree, '', targetB, false)
+  }
+
+  // 2. Refuse to overwrite unless asked, before writing anything.
+  if (!o.overwrite) {
+    const clashes: Buffer[] = []
+    for (const e of entries) {
+      if (e.node.type === 'dir') continue
+      try {
+        await lstat(e.dest)
+        clashes.push(e.dest)
+        if (clashes.length >= 5) break
+      } catch {
+        // does not exist: fine
+      }
+    }
+    if (clashes.length) throw new ExistsError(clashes[0].toString(), `refusing to overwrite existing files (use --overwrite): ${clashes.map(String).join(', ')}${clashes.length >= 5 ? ', ...' : ''}`)
+  }
+
+  // 3. Directories.
+  await mkdir(o.target, { recursive: true })
+  for (const e of entries) {
+    if (e.node.type === 'dir') {
+      await mkdir(e.dest, { recursive: true, mode: 0o700 })
+      result.dirs++
+    }
+  }
+
+  // 4. File contents, pack by pack.
+  const files: PlannedFile[] = []
+  const firstOfInode = new Map<string, PlannedFile>()
+  const links: { dest: Buffer; to: PlannedFile; rel: string }[] = []
+  const byPack = new Map<string, { loc: BlobLocation; id: string; targets: Target[] }[]>()
+  const blobSlot = new Map<string, { loc: BlobLocation; id: string; targets: Target[] }>()
+  let totalBytes = 0
+  for (const e of entries) {
+    if (e.node.type !== 'file') continue
+    const key = e.node.links && e.node.links > 1 ? `${e.node.dev}:${e.node.inode}` : null
+    const first = key ? firstOfInode.get(key) : undefined
+    if (first) {
+      links.push({ dest: e.dest, to: first, rel: e.rel })
+      continue
+    }
+    if (o.overwrite) await rm(e.dest, { force: true })
+    const f: PlannedFile = { dest: e.dest, rel: e.rel, node: e.node, remaining: 0, failed: null, fh: null, opening: null }
+    if (key) firstOfInode.set(key, f)
+    files.push(f)
+    totalBytes += e.node.size ?? 0
+    let offset = 0
+    for (const id of e.node.chunks ?? []) {
+      const loc = repo.lookup(id)
+      if (!loc) {
+        f.failed ??= { path: e.rel, message: `data blob ${id} is missing from the repository`, blobId: id }
+        break
+      }
+      let slot = blobSlot.get(id)
+      if (!slot) {
+        slot = { loc, id, targets: [] }
+        blobSlot.set(id, slot)
+        const list = byPack.get(loc.packId) ?? []
+        list.push(slot)
+        byPack.set(loc.packId, list)
+      }
+      slot.targets.push({ file: f, offset })
+      f.remaining++
+      offset += loc.rawLength
+    }
+  }
+
+  const open_: PlannedFile[] = []
+  const handle = async (f: PlannedFile): Promise<FileHandle> => {
+    if (f.fh) return f.fh
+    if (!f.opening) {
+      f.opening = (async () => {
+        while (open_.length >= MAX_OPEN_FILES) {
+          const victim = open_.shift()!
+          const fh = victim.fh
+          victim.fh = null
+          await fh?.close()
+        }
+        const created = await exists(f.dest)
+        const fh = await open(f.dest, created ? fsc.O_WRONLY : fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
+        f.fh = fh
+        open_.push(f)
+        f.opening = null
+        return fh
+      })()
+    }
+    return f.opening
+  }
+  const finishFile = async (f: PlannedFile): Promise<void> => {
+    const idx = open_.indexOf(f)
+    if (idx >= 0) open_.splice(idx, 1)
+    await f.fh?.close()
+    f.fh = null
+  }
+
+  let doneFiles = 0
+  let doneBytes = 0
+  const progress = (current: string): void => o.onProgress?.({ files: doneFiles, bytes: doneBytes, totalFiles: files.length, totalBytes, current })
+
+  // Empty files and files without chunks: create them now.
+  for (const f of files) {
+    if (f.remaining === 0 && !f.failed) {
+      await (await handle(f)).truncate(f.node.size ?? 0)
+      await finishFile(f)
+      doneFiles++
+    }
+  }
+
+  const packIds = [...byPack.keys()].sort()
+  await forEachLimit(packIds, Math.max(2, repo.remote.properties.maxConnections), async (packId) => {
+    const blobs = byPack.get(packId)!.sort((a, b) => a.loc.offset - b.loc.offset)
+    // Coalesce neighbouring blobs into one ranged read.
+    const groups: (typeof blobs)[] = []
+    for (const b of blobs) {
+      const g = groups.at(-1)
+      const last = g?.at(-1)
+      if (g && last && b.loc.offset - (last.loc.offset + last.loc.length) <= COALESCE_GAP && b.loc.offset + b.loc.length - g[0].loc.offset <= MAX_READ) g.push(b)
+      else groups.push([b])
+    }
+    for (const g of groups) {
+      const from = g[0].loc.offset
+      const to = g.at(-1)!.loc.offset + g.at(-1)!.loc.length
+      let data: Buffer | null = null
+      let readErr: unknown = null
+      try {
+        data = await repo.remote.get(packObjectName(packKindOf(g[0].loc.type), packId), { offset: from, length: to - from })
+      } catch (err) {
+        readErr = err
+      }
+      for (const b of g) {
+        let plain: Buffer | null = null
+        let err: unknown = readErr
+        if (data) {
+          try {
+            plain = repo.decodeAndCheck(data.subarray(b.loc.offset - from, b.loc.offset - from + b.loc.length), b.id, b.loc)
+          } catch (e) {
+            err = e
+          }
+        }
+        const zero = plain !== null && isAllZero(plain)
+        for (const t of b.targets) {
+          const f = t.file
+          if (f.failed) continue
+          if (!plain) {
+            f.failed = {
+              path: f.rel,
+              message: err instanceof Error ? err.message : String(err),
+              blobId: b.id,
+              packId,
+            }
+            if (err instanceof NotFoundError) f.failed.message = `pack ${packId} is missing`
+            continue
+          }
+          if (!(zero && f.node.sparse)) {
+            const fh = await handle(f)
+            await fh.write(plain, 0, plain.length, t.offset)
+          }
+          doneBytes += plain.length
+          if (--f.remaining === 0) {
+            if (f.node.sparse) await (await handle(f)).truncate(f.node.size ?? 0)
+            await finishFile(f)
+            doneFiles++
+            progress(f.rel)
+          }
+        }
+      }
+      progress('')
+    }
+  })
+
+  for (const f of files) {
+    if (f.failed) {
+      await finishFile(f)
+      await rm(f.dest, { force: true })
+      result.errors.push(f.failed)
+    } else {
+      result.files++
+      result.bytes += f.node.size ?? 0
+    }
+  }
+
+  // 5. Hard links, symlinks, special files.
+  for (const l of links) {
+    if (l.to.failed) {
+      result.errors.push({ ...l.to.failed, path: l.rel })
+      continue
+    }
+    if (o.overwrite) await rm(l.dest, { force: true })
+    await link(l.to.dest, l.dest)
+    result.others++
+  }
+  for (const e of entries) {
+    const n = e.node
+    try {
+      if (n.type === 'symlink' && n.target) {
+        if (o.overwrite) await rm(e.dest, { force: true })
+        await symlink(n.target, e.dest)
+        result.others++
+      } else if (n.type === 'fifo') {
+        if (o.overwrite) await rm(e.dest, { force: true })
+        await run('mkfifo', ['-m', (n.mode & 0o777).toString(8), e.dest.toString()])
+        result.others++
+      } else if ((n.type === 'chardev' || n.type === 'blockdev') && process.getuid?.() === 0 && n.rdev !== undefined) {
+        if (o.overwrite) await rm(e.dest, { force: true })
+        const major = Math.floor(n.rdev / 256) & 0xfff
+        const minor = (n.rdev & 0xff) | ((n.rdev >> 12) & 0xfff00)
+        await run('mknod', [e.dest.toString(), n.type === 'chardev' ? 'c' : 'b', String(major), String(minor)])
+        result.others++
+      }
+    } catch (err) {
+      result.errors.push({ path: e.rel, message: `cannot create ${n.type}: ${(err as Error).message}` })
+    }
+  }
+
+  // 6. Metadata: owners, modes, times; directories last, deepest first, so writing into them does not change their times.
+  const failed = new Set(files.filter((f) => f.failed).map((f) => f.dest)) // same Buffer objects as entries' dest
+  const ordered = [...entries].sort((a, b) => (a.node.type === 'dir' ? 1 : 0) - (b.node.type === 'dir' ? 1 : 0) || b.dest.length - a.dest.length)
+  for (const e of ordered) {
+    const n = e.node
+    if (n.type === 'socket' || failed.has(e.dest)) continue
+    if ((n.type === 'chardev' || n.type === 'blockdev') && process.getuid?.() !== 0) continue
+    const secs = Number(n.mtimeNs / 1000n) / 1e6
+    try {
+      if (owners) await lchown(e.dest, n.uid, n.gid)
+      if (n.type === 'symlink') {
+        await lutimes(e.dest, secs, secs)
+      } else {
+        await chmod(e.dest, n.mode)
+        await utimes(e.dest, secs, secs)
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') result.errors.push({ path: e.rel, message: `cannot set metadata: ${(err as Error).message}` })
+    }
+  }
+  return result
+}
+
+function joinBytes(dir: Buffer, name: Buffer): Buffer {
+  return Buffer.concat([dir, SLASH, name])
+}
+
+const SLASH = Buffer.from('/')
+
+async function exists(p: Buffer): Promise<boolean> {
+  try {
+    await lstat(p)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function isAllZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i += 4096) if (b[i] !== 0) return false
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false
+  return true
+}
+

@@ -1,0 +1,98 @@
+import { NotFoundError, UsageError, isNotFound } from '../errors.js'
+import { forEachLimit, type Repository } from '../repo/index.js'
+
+/** Statistics of a snapshot run, stored in the snapshot object. */
+export interface SnapshotStats {
+  files: number
+  dirs: number
+  /** Bytes of file contents in the source. */
+  bytes: number
+  new_files: number
+  changed_files: number
+  unchanged_files: number
+  new_chunks: number
+  /** Bytes actually written to the repository (packs, index objects and the snapshot's trees). */
+  added_bytes: number
+  duration_s: number
+}
+
+/** A snapshot (or freeze) object as stored under `snapshots/<id>` (sealed JSON). */
+export interface SnapshotDoc {
+  version: 1
+  kind: 'snapshot' | 'freeze'
+  time: string
+  host: string
+  username: string
+  /** Absolute source paths; the root tree has one entry per path, named by its last component. */
+  paths: string[]
+  tree: string
+  job: string | null
+  tags: string[]
+  parent: string | null
+  stats: SnapshotStats
+  program: string
+  /** Event metadata of freezes and any extra fields later versions add. */
+  meta?: Record<string, unknown>
+}
+
+/** A snapshot with its id. */
+export interface Snapshot extends SnapshotDoc {
+  id: string
+}
+
+/** Stores a snapshot object; returns its id. */
+export async function saveSnapshot(repo: Repository, doc: SnapshotDoc): Promise<string> {
+  return repo.putJsonObject('snapshots', doc)
+}
+
+/** Loads one snapshot by full id. */
+export async function loadSnapshot(repo: Repository, id: string): Promise<Snapshot> {
+  const doc = await repo.getJsonObject<SnapshotDoc>('snapshots', id)
+  return { ...doc, id }
+}
+
+/** Lists every snapshot, oldest first. Damaged objects are reported through `onError` and skipped. */
+export async function listSnapshots(repo: Repository, onError?: (id: string, err: unknown) => void): Promise<Snapshot[]> {
+  const ids: string[] = []
+  for await (const o of repo.remote.list('snapshots/')) ids.push(o.name.slice('snapshots/'.length))
+  const out: Snapshot[] = []
+  await forEachLimit(ids, repo.remote.properties.maxConnections * 2, async (id) => {
+    try {
+      out.push(await loadSnapshot(repo, id))
+    } catch (err) {
+      if (isNotFound(err)) return
+      if (onError) onError(id, err)
+      else throw err
+    }
+  })
+  out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1))
+  return out
+}
+
+/**
+ * Resolves a snapshot reference: a full id, a unique prefix of at least 8 hex
+ * chars, or `latest` (optionally narrowed by job and host).
+ */
+export async function findSnapshot(
+  repo: Repository,
+  ref: string,
+  filter: { job?: string; host?: string } = {},
+): Promise<Snapshot> {
+  if (ref === 'latest') {
+    const all = (await listSnapshots(repo, () => {})).filter(
+      (s) => (filter.job === undefined || s.job === filter.job) && (filter.host === undefined || s.host === filter.host),
+    )
+    const last = all.at(-1)
+    if (!last) throw new NotFoundError('latest', filter.job ? `no snapshot of job ${filter.job}` : 'the repository has no snapshots')
+    return last
+  }
+  if (!/^[0-9a-f]{8,64}$/.test(ref)) throw new UsageError(`not a snapshot id: ${JSON.stringify(ref)} (use a full id, 8+ hex chars of one, or "latest")`)
+  const matches: string[] = []
+  for await (const o of repo.remote.list('snapshots/')) {
+    const id = o.name.slice('snapshots/'.length)
+    if (id.startsWith(ref)) matches.push(id)
+  }
+  if (matches.length === 0) throw new NotFoundError(ref, `no snapshot ${ref}`)
+  if (matches.length > 1) throw new UsageError(`snapshot prefix ${ref} is ambiguous (${matches.length} matches): give more characters`)
+  return loadSnapshot(repo, matches[0])
+}

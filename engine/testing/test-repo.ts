@@ -1,0 +1,78 @@
+/**
+ * Test helpers (not exported from engine/index.ts): a repository in a temp
+ * dir with cheap key derivation and small chunks, and seeded test data.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { keyedHash } from '../hash/index.js'
+import { TEST_KDF } from '../crypto/index.js'
+import { LocalRemote } from '../remote/index.js'
+import { Repository } from '../repo/index.js'
+import type { ChunkerParams } from '../chunker/index.js'
+
+/** Small chunks so tests exercise many chunks with little data. */
+export const TEST_CHUNKER: ChunkerParams = { minBytes: 16 * 1024, avgBytes: 64 * 1024, maxBytes: 256 * 1024 }
+
+export interface TestRepo {
+  repo: Repository
+  repoDir: string
+  cacheDir: string
+  password: string | null
+  reopen(): Promise<Repository>
+}
+
+/** Creates and opens a repository in `dir`/repo with its cache in `dir`/cache. */
+export async function makeTestRepo(
+  dir: string,
+  o: { password?: string | null; chunker?: ChunkerParams; packSizeBytes?: number } = {},
+): Promise<TestRepo> {
+  const repoDir = join(dir, 'repo')
+  const cacheDir = join(dir, 'cache')
+  const password = o.password === undefined ? 'correct horse' : o.password
+  const remote = await LocalRemote.open({ path: repoDir, create: true })
+  await Repository.init(remote, {
+    password, kdf: TEST_KDF, chunker: o.chunker ?? TEST_CHUNKER, packSizeBytes: o.packSizeBytes ?? 1024 * 1024,
+    hostname: 'testhost', username: 'tester', now: new Date('2026-01-01T00:00:00Z'),
+  })
+  const open = async (): Promise<Repository> => {
+    const r = await Repository.open(await LocalRemote.open({ path: repoDir }), { password, cacheDir })
+    await r.syncIndex()
+    return r
+  }
+  return { repo: await open(), repoDir, cacheDir, password, reopen: open }
+}
+
+/** Deterministic pseudo-random bytes (keyed BLAKE3 in counter mode): compressible only as much as random data. */
+export function seededBytes(seed: string, length: number): Buffer {
+  const key = Buffer.alloc(32)
+  key.write(seed)
+  const out = Buffer.allocUnsafe(length)
+  const ctr = Buffer.alloc(8)
+  for (let o = 0, i = 0; o < length; o += 32, i++) {
+    ctr.writeBigUInt64LE(BigInt(i))
+    keyedHash(key, ctr).copy(out, o, 0, Math.min(32, length - o))
+  }
+  return out
+}
+
+/** Text-like bytes (compressible, varied). */
+export function seededText(seed: string, length: number): Buffer {
+  const words = ['alpha', 'beta', 'gamma', 'delta', 'result', 'value', 'error', 'sample', 'model', 'train', 'loss', 'epoch']
+  const r = seededBytes(seed, Math.ceil(length / 4) + 16)
+  let s = ''
+  let i = 0
+  while (s.length < length) {
+    s += `${words[r[i % r.length] % words.length]} ${r[(i + 1) % r.length]}.${r[(i + 2) % r.length]}${i % 9 === 0 ? '\n' : ' '}`
+    i += 3
+  }
+  return Buffer.from(s.slice(0, length))
+}
+
+/** Writes a tree described as { 'a/b.txt': Buffer | string }. */
+export function writeTree(root: string, files: Record<string, Buffer | string>): void {
+  for (const [rel, content] of Object.entries(files)) {
+    const p = join(root, rel)
+    mkdirSync(join(p, '..'), { recursive: true })
+    writeFileSync(p, content)
+  }
+}
