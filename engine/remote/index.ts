@@ -1,0 +1,17 @@
+/**
+ * remote/: where repository objects live. The Remote contract (remote.ts),
+ * one implementation per kind in remote/<kind>/, wrappers that add behaviour
+ * to any Remote (wrappers/), and registry.ts, which opens a remote from a URL.
+ *
+ * Must not import anything from the engine but errors.ts and types.ts (no
+ * pack/, index/, repo/...). A kind's SDK is imported only inside its own
+ * folder, and only registry.ts loads such kinds (with import()); do not
+ * re-export an SDK-backed kind here, or every user of the engine loads its SDK.
+ */
+export type { ByteRange, ObjectInfo, PutOptions, Remote, RemoteProperties } from './remote.js'
+export { assertObjectName } from './remote.js'
+export { LocalRemote } from './local/index.js'
+export { MemoryRemote } from './memory/index.js'
+export { ReadOnlyRemote } from './wrappers/read-only.js'
+export { describeRemoteUrl, openRemote } from './registry.js'
+export type { OpenRemoteOptions } from './registry.js'
