@@ -1,4 +1,5 @@
-import { openRemote, type Remote } from './remote/index.js'
+import { NotFoundError, isNotFound } from './errors.js'
+import { describeRemoteUrl, openRemote, type Remote } from './remote/index.js'
 import { Repository, type InitOptions } from './repo/index.js'
 
 /** Options of `openRepository`. */
@@ -14,7 +15,13 @@ export interface OpenRepositoryOptions {
 
 /** Opens the remote at `url`, unlocks the repository and brings its cache up to date. */
 export async function openRepository(o: OpenRepositoryOptions): Promise<Repository> {
-  const remote = await openRemote(o.url)
+  let remote: Remote
+  try {
+    remote = await openRemote(o.url)
+  } catch (err) {
+    if (isNotFound(err)) throw new NotFoundError('config', `no repository at ${describeRemoteUrl(o.url)} (run 'coldstore init' first)`, { cause: err })
+    throw err
+  }
   let repo: Repository
   try {
     repo = await Repository.open(remote, { password: o.password, cacheDir: o.cacheDir })

@@ -1,0 +1,76 @@
+import type { CommandModule } from 'yargs'
+import { ExcludeMatcher, backup, type BackupWarning } from '../../engine/index.js'
+import { EXIT, PROGRAM, Progress, err, formatBytes, out, printJson, who, withRepo, type GlobalArgs } from '../common.js'
+
+interface Args extends GlobalArgs {
+  paths: string[]
+  job?: string
+  tag?: string[]
+  exclude?: string[]
+  'exclude-file'?: string[]
+  gitignore?: boolean
+  'dry-run'?: boolean
+}
+
+export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
+  command: 'snapshot <paths...>',
+  aliases: ['backup'],
+  describe: 'take an incremental snapshot of files and folders',
+  builder: (y) =>
+    y
+      .positional('paths', { type: 'string', array: true, demandOption: true })
+      .option('job', { type: 'string', describe: 'job name this snapshot belongs to' })
+      .option('tag', { type: 'string', array: true, describe: 'tag (repeatable)' })
+      .option('exclude', { type: 'string', array: true, describe: 'glob to leave out (repeatable); without "/" it matches any name' })
+      .option('exclude-file', { type: 'string', array: true, describe: 'file with one exclude pattern per line' })
+      .option('gitignore', { type: 'boolean', default: false, describe: 'respect .gitignore files' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'show what would be stored, store nothing' }) as never,
+  handler: async (a) => {
+    const patterns = [...(a.exclude ?? []), ...(await ExcludeMatcher.readPatternFiles(a['exclude-file'] ?? []))]
+    const result = await withRepo(a, async (repo) => {
+      const progress = new Progress(a)
+      try {
+        return await backup(repo, {
+          paths: a.paths,
+          job: a.job ?? null,
+          tags: a.tag ?? [],
+          excludes: patterns,
+          gitignore: a.gitignore,
+          dryRun: a['dry-run'],
+          program: PROGRAM,
+          ...who(),
+          now: () => new Date(),
+          onProgress: (p) => progress.counts(p),
+          onWarning: (w: BackupWarning) => {
+            progress.done()
+            if (!a.quiet) err(`warning: ${w.path}: ${w.message}`)
+          },
+        })
+      } finally {
+        progress.done()
+      }
+    })
+    const s = result.snapshot.stats
+    const failed = result.warnings.filter((w) => w.kind !== 'changed')
+    if (a.json) {
+      printJson({
+        id: result.id,
+        short_id: result.id?.slice(0, 8) ?? null,
+        dry_run: result.dryRun,
+        time: result.snapshot.time,
+        paths: result.snapshot.paths,
+        job: result.snapshot.job,
+        tags: result.snapshot.tags,
+        stats: s,
+        warnings: result.warnings,
+        errors: failed.map((w) => ({ path: w.path, message: w.message })),
+      })
+    } else {
+      out(`${result.dryRun ? 'dry run: would store' : `snapshot ${result.id!.slice(0, 8)} saved:`} ${s.files} files, ${s.dirs} dirs, ${formatBytes(s.bytes)}`)
+      out(`  files: ${s.new_files} new, ${s.changed_files} changed, ${s.unchanged_files} unchanged`)
+      out(`  ${result.dryRun ? 'would add' : 'added'} ${formatBytes(s.added_bytes)} to the repository (${s.new_chunks} new blobs) in ${s.duration_s.toFixed(2)} s`)
+      if (failed.length) out(`  ${failed.length} entries could not be read (see warnings above)`)
+    }
+    if (failed.length) process.exitCode = EXIT.partial
+  },
+}

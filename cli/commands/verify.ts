@@ -1,0 +1,52 @@
+import type { CommandModule } from 'yargs'
+import { findSnapshot, verify } from '../../engine/index.js'
+import { CliError, EXIT, Progress, formatBytes, out, printJson, withRepo, type GlobalArgs } from '../common.js'
+
+interface Args extends GlobalArgs {
+  snap?: string
+  'read-data'?: boolean
+  'read-data-subset'?: string
+  job?: string
+}
+
+/** "10%" → 0.1 */
+function parseSubset(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)%$/.exec(s.trim())
+  if (!m || Number(m[1]) <= 0 || Number(m[1]) > 100) throw new CliError(`--read-data-subset takes a percentage like 10%, got ${JSON.stringify(s)}`, EXIT.usage)
+  return Number(m[1]) / 100
+}
+
+export const verifyCommand: CommandModule<GlobalArgs, Args> = {
+  command: 'verify [snap]',
+  aliases: ['check'],
+  describe: 'check that the repository (or one snapshot) is intact',
+  builder: (y) =>
+    y
+      .positional('snap', { type: 'string', describe: 'check only this snapshot\'s trees' })
+      .option('read-data', { type: 'boolean', default: false, describe: 'read and check every pack' })
+      .option('read-data-subset', { type: 'string', describe: 'read and check a random share of packs, e.g. 10%' })
+      .option('job', { type: 'string' }) as never,
+  handler: async (a) => {
+    const readData = a['read-data'] ? 1 : a['read-data-subset'] ? parseSubset(a['read-data-subset']) : 0
+    const report = await withRepo(a, async (repo) => {
+      const snapshots = a.snap ? [await findSnapshot(repo, a.snap, { job: a.job })] : undefined
+      const progress = new Progress(a)
+      try {
+        return await verify(repo, { snapshots, readData, onProgress: (p) => progress.line(`verify: ${p.phase} ${p.done}${p.total ? `/${p.total}` : ''}`) })
+      } finally {
+        progress.done()
+      }
+    })
+    if (a.json) {
+      printJson(report)
+    } else {
+      for (const f of report.findings) {
+        out(`${f.severity}: ${f.kind}: ${f.message}`)
+        for (const file of f.files ?? []) out(`    affects ${file}`)
+      }
+      const s = report.stats
+      out(`${report.ok ? 'no errors' : `${report.findings.filter((f) => f.severity === 'error').length} errors`}: checked ${s.snapshots} snapshots, ${s.trees} trees, ${s.blobs} blobs, ${s.packs} packs${readData ? `; read ${s.packs_read} packs (${formatBytes(s.bytes_read)})` : ''}`)
+    }
+    if (!report.ok) process.exitCode = EXIT.failure
+  },
+}

@@ -1,0 +1,257 @@
+/**
+ * Shared pieces of the command line: global options, password and cache
+ * resolution, output (text or --json), progress lines, exit codes.
+ * The only place that reads process.env, prints, and exits.
+ */
+import { readFileSync } from 'node:fs'
+import { homedir, hostname, userInfo } from 'node:os'
+import { join } from 'node:path'
+import {
+  EngineError, ExistsError, KeyError, NotFoundError, PasswordError, SourceError, UsageError, ConfigError, FormatError,
+  closeRepository, openRepository, type Repository,
+} from '../engine/index.js'
+
+export const VERSION = '0.1.0'
+export const PROGRAM = `coldstore ${VERSION}`
+
+/** Exit codes (documented in the README). */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  partial: 3,
+  noRepository: 10,
+  password: 12,
+} as const
+
+export interface GlobalArgs {
+  repo?: string
+  'password-file'?: string
+  'cache-dir'?: string
+  json?: boolean
+  quiet?: boolean
+}
+
+/** A failure the CLI reports with its own exit code. */
+export class CliError extends Error {
+  readonly exitCode: number
+  constructor(message: string, exitCode: number) {
+    super(message)
+    this.exitCode = exitCode
+  }
+}
+
+/** The repository location from --repo or COLDSTORE_REPO. */
+export function repoUrl(a: GlobalArgs): string {
+  const r = a.repo ?? process.env.COLDSTORE_REPO
+  if (!r) throw new CliError('no repository given: use --repo PATH or set COLDSTORE_REPO', EXIT.usage)
+  return r
+}
+
+/** The cache directory: --cache-dir, COLDSTORE_CACHE_DIR, $XDG_CACHE_HOME/coldstore or ~/.cache/coldstore. */
+export function cacheDir(a: GlobalArgs): string {
+  if (a['cache-dir']) return a['cache-dir']
+  if (process.env.COLDSTORE_CACHE_DIR) return process.env.COLDSTORE_CACHE_DIR
+  const xdg = process.env.XDG_CACHE_HOME
+  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache'), 'coldstore')
+}
+
+function readPasswordFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '')
+  } catch (err) {
+    throw new CliError(`cannot read password file ${path}: ${(err as Error).message}`, EXIT.usage)
+  }
+}
+
+/** Reads a password from the terminal without echo. */
+async function promptPassword(prompt: string): Promise<string> {
+  const stdin = process.stdin
+  process.stderr.write(prompt)
+  return new Promise((resolve, reject) => {
+    let s = ''
+    stdin.setRawMode?.(true)
+    stdin.resume()
+    stdin.setEncoding('utf8')
+    const onData = (d: string): void => {
+      for (const ch of d) {
+        if (ch === '\r' || ch === '\n') {
+          stdin.setRawMode?.(false)
+          stdin.pause()
+          stdin.off('data', onData)
+          process.stderr.write('\n')
+          return resolve(s)
+        }
+        if (ch === '\u0003') {
+          stdin.setRawMode?.(false)
+          return reject(new CliError('interrupted', 130))
+        }
+        if (ch === '\u007f') s = s.slice(0, -1)
+        else s += ch
+      }
+    }
+    stdin.on('data', onData)
+  })
+}
+
+/**
+ * The password: --password-file, COLDSTORE_PASSWORD_FILE, COLDSTORE_PASSWORD,
+ * or a prompt on a terminal. Null when none is available (unencrypted repositories).
+ */
+export async function password(a: GlobalArgs, opts: { confirm?: boolean } = {}): Promise<string | null> {
+  if (a['password-file']) return readPasswordFile(a['password-file'])
+  if (process.env.COLDSTORE_PASSWORD_FILE) return readPasswordFile(process.env.COLDSTORE_PASSWORD_FILE)
+  if (process.env.COLDSTORE_PASSWORD !== undefined) return process.env.COLDSTORE_PASSWORD
+  if (process.stdin.isTTY && process.stderr.isTTY) {
+    const p = await promptPassword('repository password: ')
+    if (opts.confirm && (await promptPassword('repeat password: ')) !== p) throw new CliError('the passwords do not match', EXIT.usage)
+    return p
+  }
+  return null
+}
+
+/** Opens the repository named by the global options, with index-loading progress. */
+export async function openRepo(a: GlobalArgs): Promise<Repository> {
+  const progress = new Progress(a)
+  try {
+    return await openRepository({
+      url: repoUrl(a),
+      password: await password(a),
+      cacheDir: cacheDir(a),
+      onProgress: (p) => progress.line(`loading index ${p.done}/${p.total}`, p.done === p.total),
+    })
+  } finally {
+    progress.done()
+  }
+}
+
+/** Runs `fn` with an open repository and closes it afterwards. */
+export async function withRepo<T>(a: GlobalArgs, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = await openRepo(a)
+  try {
+    return await fn(repo)
+  } finally {
+    await closeRepository(repo)
+  }
+}
+
+export function who(): { hostname: string; username: string } {
+  let username = 'unknown'
+  try {
+    username = userInfo().username
+  } catch {
+    // no passwd entry: keep 'unknown'
+  }
+  return { hostname: hostname(), username }
+}
+
+/** Prints the one JSON document of a command to stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+}
+
+export function out(line = ''): void {
+  process.stdout.write(line + '\n')
+}
+
+export function err(line: string): void {
+  process.stderr.write(line + '\n')
+}
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
+
+/** 1536 → "1.5 KiB". */
+export function formatBytes(n: number): string {
+  let i = 0
+  let v = n
+  while (v >= 1024 && i < UNITS.length - 1) {
+    v /= 1024
+    i++
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${UNITS[i]}`
+}
+
+export function formatDuration(s: number): string {
+  if (!Number.isFinite(s)) return '?'
+  const h = Math.floor(s / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  const sec = Math.floor(s % 60)
+  return h ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`
+}
+
+/**
+ * Progress on stderr: a redrawn bar on a terminal, a plain line every few
+ * seconds otherwise; nothing with --quiet.
+ */
+export class Progress {
+  private readonly tty: boolean
+  private readonly quiet: boolean
+  private last = 0
+  private drawn = false
+  private readonly started = Date.now()
+  private readonly everyMs: number
+
+  constructor(a: GlobalArgs) {
+    this.tty = Boolean(process.stderr.isTTY)
+    this.quiet = Boolean(a.quiet)
+    this.everyMs = this.tty ? 100 : Number(process.env.COLDSTORE_PROGRESS_INTERVAL_MS ?? 5000)
+  }
+
+  /** Shows a free-form status line (throttled unless `force`). */
+  line(text: string, force = false): void {
+    if (this.quiet) return
+    const now = Date.now()
+    if (!force && now - this.last < this.everyMs) return
+    this.last = now
+    if (this.tty) {
+      const cols = process.stderr.columns || 100
+      process.stderr.write(`\r\x1b[K${text.length > cols - 1 ? text.slice(0, cols - 2) + '…' : text}`)
+      this.drawn = true
+    } else {
+      process.stderr.write(text + '\n')
+    }
+  }
+
+  /** A bar for byte/file counts with rate and ETA. */
+  counts(p: { bytes: number; files: number; totalBytes: number | null; totalFiles: number | null; current?: string }, force = false): void {
+    if (this.quiet) return
+    const elapsed = (Date.now() - this.started) / 1000
+    const rate = elapsed > 0 ? p.bytes / elapsed : 0
+    let text: string
+    if (p.totalBytes !== null && p.totalBytes > 0) {
+      const frac = Math.min(1, p.bytes / p.totalBytes)
+      const eta = rate > 0 ? (p.totalBytes - p.bytes) / rate : Infinity
+      const width = this.tty ? 20 : 0
+      const bar = width ? `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '.')}] ` : ''
+      text = `${bar}${(frac * 100).toFixed(1)}%  ${formatBytes(p.bytes)} / ${formatBytes(p.totalBytes)}  ${p.files}${p.totalFiles !== null ? ` / ${p.totalFiles}` : ''} files  ${formatBytes(rate)}/s  ETA ${formatDuration(eta)}`
+    } else {
+      text = `${formatBytes(p.bytes)}  ${p.files} files  ${formatBytes(rate)}/s  ${formatDuration(elapsed)}`
+    }
+    if (this.tty && p.current) text += `  ${p.current}`
+    this.line(text, force)
+  }
+
+  /** Clears the bar. */
+  done(): void {
+    if (this.tty && this.drawn) process.stderr.write('\r\x1b[K')
+    this.drawn = false
+  }
+}
+
+/** Maps an error to its message and exit code. */
+export function describeError(e: unknown): { message: string; code: number } {
+  if (e instanceof CliError) return { message: e.message, code: e.exitCode }
+  if (e instanceof PasswordError || e instanceof KeyError) return { message: e.message, code: EXIT.password }
+  if (e instanceof NotFoundError && e.what === 'config') return { message: e.message, code: EXIT.noRepository }
+  if (e instanceof UsageError || e instanceof SourceError || e instanceof ExistsError || e instanceof ConfigError) return { message: e.message, code: e instanceof SourceError || e instanceof ExistsError ? EXIT.failure : EXIT.usage }
+  if (e instanceof FormatError || e instanceof EngineError) return { message: e.message, code: EXIT.failure }
+  if (e instanceof Error) return { message: e.message, code: EXIT.failure }
+  return { message: String(e), code: EXIT.failure }
+}
+
+/** Splits `snap[:path]`. */
+export function parseSnapRef(ref: string): { snap: string; path: Buffer } {
+  const i = ref.indexOf(':')
+  if (i < 0) return { snap: ref, path: Buffer.alloc(0) }
+  return { snap: ref.slice(0, i), path: Buffer.from(ref.slice(i + 1)) }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+/**
+ * The coldstore command. Thin over engine/: each command file parses its
+ * arguments, calls the engine, and prints text or one JSON document.
+ */
+import yargs from 'yargs'
+import { hideBin } from 'yargs/helpers'
+import { EXIT, VERSION, describeError, err, type GlobalArgs } from './common.js'
+import { diffCommand } from './commands/diff.js'
+import { initCommand } from './commands/init.js'
+import { lsCommand } from './commands/ls.js'
+import { repairCommand } from './commands/repair.js'
+import { restoreCommand } from './commands/restore.js'
+import { snapshotCommand } from './commands/snapshot.js'
+import { snapshotsCommand } from './commands/snapshots.js'
+import { verifyCommand } from './commands/verify.js'
+
+async function main(): Promise<void> {
+  const cli = yargs(hideBin(process.argv))
+    .scriptName('coldstore')
+    .usage('coldstore <command> [options]\n\nDeduplicating, encrypted snapshots and freezes of project data.')
+    .option('repo', { alias: 'r', type: 'string', describe: 'repository location (path or file:// URL; env COLDSTORE_REPO)', global: true })
+    .option('password-file', { type: 'string', describe: 'read the password from this file (env COLDSTORE_PASSWORD_FILE, COLDSTORE_PASSWORD)', global: true })
+    .option('cache-dir', { type: 'string', describe: 'local cache directory (default $XDG_CACHE_HOME/coldstore)', global: true })
+    .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output', global: true })
+    .command(initCommand)
+    .command(snapshotCommand)
+    .command(snapshotsCommand)
+    .command(lsCommand)
+    .command(restoreCommand)
+    .command(verifyCommand)
+    .command(diffCommand)
+    .command(repairCommand)
+    .demandCommand(1, 'give a command; see coldstore --help')
+    .strict()
+    .version(VERSION)
+    .help()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, e, y) => {
+      if (e) throw e
+      void y
+      err(`coldstore: ${msg}\n(see coldstore --help)`)
+      process.exit(EXIT.usage)
+    })
+  await cli.parseAsync()
+}
+
+main().catch((e: unknown) => {
+  const { message, code } = describeError(e)
+  err(`coldstore: error: ${message}`)
+  if (process.env.COLDSTORE_DEBUG && e instanceof Error) err(e.stack ?? '')
+  process.exit(code)
+})
+
+export type { GlobalArgs }
