@@ -340,7 +340,9 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
     const n = e.node
     if (n.type === 'socket' || failed.has(e.dest)) continue
     if ((n.type === 'chardev' || n.type === 'blockdev') && process.getuid?.() !== 0) continue
-    const secs = Number(n.mtimeNs / 1000n) / 1e6
+    // utimes takes seconds as a double (~0.24 µs resolution today) and truncates: aim 0.4 µs past the
+    // microsecond so that the stored microsecond survives; finer digits cannot be restored through Node.
+    const secs = Number(n.mtimeNs / 1000n) / 1e6 + 4e-7
     try {
       if (owners) await lchown(e.dest, n.uid, n.gid)
       if (n.type === 'symlink') {
