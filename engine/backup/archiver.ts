@@ -60,26 +60,10 @@ export interface BackupResult {
   dryRun: boolean
 }
 
-const READ_BYTES = 4 * 1024 * 1024
-const INFLIGHT_BYTES = 48 * 1024 * 1024
+const READ_BYTES = 1024 * 1024
 const FILE_CONCURRENCY = 4
 const FILE_WINDOW = 256
 const SLASH = Buffer.from('/')
-
-/** A counting semaphore for bytes in flight. */
-class ByteBudget {
-  private used = 0
-  private readonly waiters: (() => void)[] = []
-  constructor(private readonly limit: number) {}
-  async acquire(n: number): Promise<void> {
-    while (this.used > 0 && this.used + n > this.limit) await new Promise<void>((r) => this.waiters.push(r))
-    this.used += n
-  }
-  release(n: number): void {
-    this.used -= n
-    while (this.waiters.length) this.waiters.shift()!()
-  }
-}
 
 /** A simple counting semaphore. */
 class Semaphore {
@@ -156,7 +140,6 @@ class Archiver {
   private readonly matcher: ExcludeMatcher
   private readonly pool: BlobWorkerPool
   private readonly packer: Packer
-  private readonly budget = new ByteBudget(INFLIGHT_BYTES)
   private readonly fileSem = new Semaphore(FILE_CONCURRENCY)
   private readonly dryRun: boolean
   private readonly level: number
@@ -173,7 +156,12 @@ class Archiver {
     this.matcher = matcher
     this.dryRun = o.dryRun ?? false
     this.level = repo.config.compression.level
-    this.pool = new BlobWorkerPool(o.workers ?? availableParallelism(), {
+    const workers = o.workers ?? availableParallelism()
+    this.pool = new BlobWorkerPool({
+      workers,
+      // Enough chunks in flight to keep every worker busy while the reader fills the next slot.
+      slotCount: Math.max(4, workers * 3),
+      slotBytes: repo.chunkerParams.maxBytes + 1024,
       encKey: repo.keys?.encKey ?? null,
       idKey: repo.keys?.idKey ?? null,
       cachePath: repo.cachePath,
@@ -432,14 +420,14 @@ class Archiver {
     let pending = 0
     let size = 0
     const emit = async (parts: Buffer[], len: number): Promise<void> => {
-      await this.budget.acquire(len) // backpressure: the reader waits while too many chunk bytes are in flight
-      const chunk = new Uint8Array(len)
+      const slot = await this.pool.acquire() // backpressure: the reader waits while every slot is in flight
+      const view = this.pool.slotView(slot)
       let o = 0
       for (const p of parts) {
-        chunk.set(p, o)
+        p.copy(view, o)
         o += p.length
       }
-      ids.push(this.storeChunk(chunk))
+      ids.push(this.storeChunk(slot, len))
     }
     for (;;) {
       const { bytesRead } = await fh.read(readBuf, 0, READ_BYTES, null)
@@ -467,17 +455,16 @@ class Archiver {
     return { size, chunks, blake3: hasher.digestHex() }
   }
 
-  /** Names a chunk and stores it unless it is known. Resolves to its id. */
-  private async storeChunk(chunk: Uint8Array): Promise<string> {
-    const len = chunk.length // acquired from the budget by the caller
+  /** Names the chunk in `slot` and stores it unless it is known; releases the slot. Resolves to its id. */
+  private async storeChunk(slot: number, len: number): Promise<string> {
     try {
-      const r = await this.pool.process(chunk, { level: this.level, checkKnown: true })
+      const r = await this.pool.process(slot, len, { level: this.level, checkKnown: true })
       if (!r.known && !this.packer.known(r.id)) {
         await this.packer.add(r.id, 'data', { sealed: r.sealed, compression: r.compression, rawLength: r.rawLength })
       }
       return r.id
     } finally {
-      this.budget.release(len)
+      this.pool.release(slot)
     }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Worker thread body: names a chunk (keyed BLAKE3), asks the local cache
- * whether it is stored already, and if not compresses and seals it.
- * Runs in a worker_threads Worker; see worker-pool.ts.
+ * whether it is stored already, and if not compresses and seals it, writing
+ * the sealed bytes back into the same shared slot. See worker-pool.ts.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { AesGcmSealer, PlainSealer } from '../crypto/index.js'
@@ -13,6 +13,7 @@ import type { WorkerInit, WorkerRequest, WorkerResponse } from './worker-pool.js
 const init = workerData as WorkerInit
 const sealer = init.encKey ? new AesGcmSealer(Buffer.from(init.encKey)) : new PlainSealer()
 const ids = new IdHasher(init.idKey ? Buffer.from(init.idKey) : null)
+const slots = init.slots.map((s) => Buffer.from(s))
 let presence: BlobPresence | null = null
 if (init.cachePath) {
   try {
@@ -24,7 +25,8 @@ if (init.cachePath) {
 
 parentPort!.on('message', (req: WorkerRequest) => {
   try {
-    const buf = Buffer.from(req.buf.buffer, req.buf.byteOffset, req.buf.byteLength)
+    const slot = slots[req.slot]
+    const buf = slot.subarray(0, req.length)
     const id = ids.id(buf)
     if (req.checkKnown && presence?.has(id)) {
       const res: WorkerResponse = { seq: req.seq, id: id.toString('hex'), known: true }
@@ -32,13 +34,12 @@ parentPort!.on('message', (req: WorkerRequest) => {
       return
     }
     const enc = encodeBlob(buf, sealer, req.level)
-    const sealed = new Uint8Array(enc.sealed.buffer, enc.sealed.byteOffset, enc.sealed.byteLength)
+    if (enc.sealed.length > slot.length) throw new Error(`sealed blob (${enc.sealed.length} bytes) does not fit its slot (${slot.length})`)
+    enc.sealed.copy(slot, 0)
     const res: WorkerResponse = {
-      seq: req.seq, id: id.toString('hex'), known: false, sealed, compression: enc.compression, rawLength: enc.rawLength,
+      seq: req.seq, id: id.toString('hex'), known: false, sealedLength: enc.sealed.length, compression: enc.compression, rawLength: enc.rawLength,
     }
-    // Transfer only when the sealed buffer owns its ArrayBuffer (not a slice of Node's pool).
-    const transfer = enc.sealed.byteOffset === 0 && enc.sealed.byteLength === enc.sealed.buffer.byteLength ? [enc.sealed.buffer as ArrayBuffer] : []
-    parentPort!.postMessage(res, transfer)
+    parentPort!.postMessage(res)
   } catch (err) {
     parentPort!.postMessage({ seq: req.seq, error: err instanceof Error ? err.message : String(err) })
   }

@@ -23,9 +23,11 @@ export class Packer {
   constructor(repo: Repository, opts: { dryRun: boolean; maxUploads?: number }) {
     this.repo = repo
     this.dryRun = opts.dryRun
-    this.maxUploads = opts.maxUploads ?? Math.max(2, repo.remote.properties.maxConnections)
+    // Each upload in flight holds a whole pack in memory: two keep the remote busy while the next pack fills.
+    this.maxUploads = opts.maxUploads ?? 2
     const target = repo.config.pack_size_bytes
-    this.writers = { data: new PackWriter('data', target), meta: new PackWriter('meta', target) }
+    const headroom = repo.chunkerParams.maxBytes + 1024
+    this.writers = { data: new PackWriter('data', target, headroom), meta: new PackWriter('meta', target, headroom) }
   }
 
   /** True when `id` is stored or was added in this run. */

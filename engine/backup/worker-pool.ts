@@ -6,51 +6,88 @@ export interface WorkerInit {
   encKey: Uint8Array | null
   idKey: Uint8Array | null
   cachePath: string | null
+  /** The shared slots chunks are passed in (and sealed blobs passed back in). */
+  slots: SharedArrayBuffer[]
 }
 
 export interface WorkerRequest {
   seq: number
-  buf: Uint8Array
+  slot: number
+  length: number
   level: number
   checkKnown: boolean
 }
 
 export type WorkerResponse =
   | { seq: number; id: string; known: true }
-  | { seq: number; id: string; known: false; sealed: Uint8Array; compression: Compression; rawLength: number}
+  | { seq: number; id: string; known: false; sealedLength: number; compression: Compression; rawLength: number }
 
-/** What the pool returns for one chunk. */
+/** What the pool returns for one chunk. `sealed` is a view of the slot: copy it before releasing the slot. */
 export type ChunkResult =
   | { id: string; known: true }
   | { id: string; known: false; sealed: Buffer; compression: Compression; rawLength: number }
 
-interface Slot {
+interface Worker_ {
   worker: Worker
   busy: number
 }
 
 /**
- * A fixed pool of worker threads that hash, compress and seal chunks.
- * Buffers are transferred, not copied: a buffer handed to `process` must
- * not be used by the caller afterwards.
+ * A fixed pool of worker threads that name, compress and seal chunks.
+ *
+ * Memory is bounded by construction: chunks travel in a fixed set of
+ * SharedArrayBuffer slots (each big enough for the largest chunk plus
+ * sealing overhead); a worker seals a chunk in place and answers with its
+ * length. Nothing large is allocated per chunk on the main thread, which
+ * matters because ArrayBuffers moved between threads escape the receiving
+ * thread's garbage-collection accounting.
  */
 export class BlobWorkerPool {
-  private readonly slots: Slot[] = []
-  private readonly waiting = new Map<number, { resolve: (r: ChunkResult) => void; reject: (e: Error) => void; slot: Slot }>()
+  private readonly workers: Worker_[] = []
+  private readonly slots: SharedArrayBuffer[]
+  private readonly free: number[]
+  private readonly slotWaiters: ((slot: number) => void)[] = []
+  private readonly waiting = new Map<number, { resolve: (r: ChunkResult) => void; reject: (e: Error) => void; w: Worker_; slot: number }>()
   private seq = 0
   private failed: Error | null = null
 
-  constructor(size: number, init: WorkerInit) {
-    for (let i = 0; i < Math.max(1, size); i++) {
+  constructor(o: { workers: number; slotCount: number; slotBytes: number; encKey: Uint8Array | null; idKey: Uint8Array | null; cachePath: string | null }) {
+    this.slots = Array.from({ length: o.slotCount }, () => new SharedArrayBuffer(o.slotBytes))
+    this.free = this.slots.map((_, i) => i)
+    const init: WorkerInit = { encKey: o.encKey, idKey: o.idKey, cachePath: o.cachePath, slots: this.slots }
+    for (let i = 0; i < Math.max(1, o.workers); i++) {
       const worker = new Worker(new URL('./blob-worker.js', import.meta.url), { workerData: init })
-      const slot: Slot = { worker, busy: 0 }
+      const w: Worker_ = { worker, busy: 0 }
       worker.on('message', (m: WorkerResponse | { seq: number; error: string }) => this.onMessage(m))
       worker.on('error', (err) => this.fail(err))
       worker.on('exit', (code) => {
         if (code !== 0) this.fail(new Error(`blob worker exited with code ${code}`))
       })
-      this.slots.push(slot)
+      this.workers.push(w)
     }
+  }
+
+  /** Size of one slot: the largest chunk that can be processed. */
+  get slotBytes(): number {
+    return this.slots[0].byteLength
+  }
+
+  /** Waits for a free slot and returns its index; the caller copies its chunk into `slotView(i)`. */
+  async acquire(): Promise<number> {
+    const s = this.free.pop()
+    if (s !== undefined) return s
+    return new Promise<number>((resolve) => this.slotWaiters.push(resolve))
+  }
+
+  /** Returns a slot to the pool. */
+  release(slot: number): void {
+    const next = this.slotWaiters.shift()
+    if (next) next(slot)
+    else this.free.push(slot)
+  }
+
+  slotView(slot: number): Buffer {
+    return Buffer.from(this.slots[slot])
   }
 
   private fail(err: Error): void {
@@ -60,34 +97,36 @@ export class BlobWorkerPool {
   }
 
   private onMessage(m: WorkerResponse | { seq: number; error: string }): void {
-    const w = this.waiting.get(m.seq)
-    if (!w) return
+    const p = this.waiting.get(m.seq)
+    if (!p) return
     this.waiting.delete(m.seq)
-    w.slot.busy--
-    if ('error' in m) return w.reject(new Error(`blob worker: ${m.error}`))
-    if (m.known) return w.resolve({ id: m.id, known: true })
-    w.resolve({
+    p.w.busy--
+    if ('error' in m) return p.reject(new Error(`blob worker: ${m.error}`))
+    if (m.known) return p.resolve({ id: m.id, known: true })
+    p.resolve({
       id: m.id, known: false, compression: m.compression, rawLength: m.rawLength,
-      sealed: Buffer.from(m.sealed.buffer, m.sealed.byteOffset, m.sealed.byteLength),
+      sealed: Buffer.from(this.slots[p.slot], 0, m.sealedLength),
     })
   }
 
-  /** Names a chunk and, unless it is already stored (checkKnown), compresses and seals it. */
-  process(buf: Uint8Array, opts: { level: number; checkKnown: boolean }): Promise<ChunkResult> {
+  /**
+   * Names the chunk in `slot` (its first `length` bytes) and, unless it is
+   * already stored (checkKnown), compresses and seals it in place.
+   */
+  process(slot: number, length: number, opts: { level: number; checkKnown: boolean }): Promise<ChunkResult> {
     if (this.failed) return Promise.reject(this.failed)
-    let slot = this.slots[0]
-    for (const s of this.slots) if (s.busy < slot.busy) slot = s
-    slot.busy++
+    let w = this.workers[0]
+    for (const x of this.workers) if (x.busy < w.busy) w = x
+    w.busy++
     const seq = ++this.seq
     return new Promise<ChunkResult>((resolve, reject) => {
-      this.waiting.set(seq, { resolve, reject, slot })
-      const req: WorkerRequest = { seq, buf, level: opts.level, checkKnown: opts.checkKnown }
-      const owns = buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength
-      slot.worker.postMessage(req, owns ? [buf.buffer as ArrayBuffer] : [])
+      this.waiting.set(seq, { resolve, reject, w, slot })
+      const req: WorkerRequest = { seq, slot, length, level: opts.level, checkKnown: opts.checkKnown }
+      w.worker.postMessage(req)
     })
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.slots.map((s) => s.worker.terminate()))
+    await Promise.all(this.workers.map((w) => w.worker.terminate()))
   }
 }

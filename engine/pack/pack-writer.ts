@@ -20,18 +20,24 @@ export function packObjectName(kind: PackKind, id: string): string {
 }
 
 /**
- * Accumulates sealed blobs of one kind in memory until `full`, then
- * `finish()` produces the pack bytes (blobs, sealed header, header length).
+ * Accumulates sealed blobs of one kind until `full`, then `finish()`
+ * produces the pack bytes (blobs, sealed header, header length).
+ *
+ * Blobs are copied into one buffer per pack (sized target + headroom, grown
+ * only for an oversized blob), so a pack costs one allocation, not one per
+ * blob plus a concatenation.
  */
 export class PackWriter {
   readonly kind: PackKind
-  private parts: Buffer[] = []
+  private buf: Buffer | null = null
   private entries: PackEntry[] = []
   private bytes = 0
   private readonly targetBytes: number
-  constructor(kind: PackKind, targetBytes: number) {
+  private readonly headroomBytes: number
+  constructor(kind: PackKind, targetBytes: number, headroomBytes = 1024 * 1024) {
     this.kind = kind
     this.targetBytes = targetBytes
+    this.headroomBytes = headroomBytes
   }
   get count(): number {
     return this.entries.length
@@ -42,19 +48,35 @@ export class PackWriter {
   get full(): boolean {
     return this.bytes >= this.targetBytes
   }
+  /** Copies a sealed blob into the pack. */
   add(id: string, type: BlobType, blob: EncodedBlob): PackEntry {
-    const e: PackEntry = { id, type, compression: blob.compression, offset: this.bytes, length: blob.sealed.length, rawLength: blob.rawLength }
-    this.parts.push(blob.sealed)
+    const n = blob.sealed.length
+    const need = this.bytes + n
+    if (!this.buf || need > this.buf.length) {
+      const size = Math.max(need + this.headroomBytes, this.buf ? this.buf.length * 2 : this.targetBytes + this.headroomBytes)
+      const next = Buffer.allocUnsafeSlow(size)
+      if (this.buf) this.buf.copy(next, 0, 0, this.bytes)
+      this.buf = next
+    }
+    blob.sealed.copy(this.buf, this.bytes)
+    const e: PackEntry = { id, type, compression: blob.compression, offset: this.bytes, length: n, rawLength: blob.rawLength }
     this.entries.push(e)
-    this.bytes += blob.sealed.length
+    this.bytes += n
     return e
   }
   /** Seals the header and returns the whole pack; the writer is empty afterwards. */
   finish(sealer: Sealer): FinishedPack {
     const trailer = encodeTrailer(this.entries, sealer)
-    const bytes = Buffer.concat([...this.parts, trailer])
+    let bytes: Buffer
+    const data = this.buf ? this.buf.subarray(0, this.bytes) : Buffer.alloc(0)
+    if (this.buf && this.buf.length >= this.bytes + trailer.length) {
+      trailer.copy(this.buf, this.bytes)
+      bytes = this.buf.subarray(0, this.bytes + trailer.length)
+    } else {
+      bytes = Buffer.concat([data, trailer])
+    }
     const out: FinishedPack = { id: hashHex(bytes) as PackId, kind: this.kind, bytes, entries: this.entries }
-    this.parts = []
+    this.buf = null
     this.entries = []
     this.bytes = 0
     return out
