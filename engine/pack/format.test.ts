@@ -1,0 +1,102 @@
+import t from 'tap'
+import { AesGcmSealer, PlainSealer, deriveRepoKeys, parseKeyFile, unwrapMasterKey, wrapMasterKey, TEST_KDF } from '../crypto/index.js'
+import { IntegrityError, KeyError } from '../errors.js'
+import { decodeIndexObject, encodeIndexObject, decodeIndexBody, encodeIndexBody } from '../index/index.js'
+import { decodeTree, encodeTree, type TreeNode } from '../tree/index.js'
+import { Compression, PACK_ENTRY_BYTES, PackWriter, decodeBlob, decodeTrailer, encodeBlob, encodeEntries, decodeEntries, trailerSize } from './index.js'
+
+const sealers = [
+  { name: 'aes-256-gcm', sealer: new AesGcmSealer(Buffer.alloc(32, 7)) },
+  { name: 'none', sealer: new PlainSealer() },
+]
+
+for (const { name, sealer } of sealers) {
+  t.test(`sealing (${name})`, async (t) => {
+    const plain = Buffer.from('the quick brown fox')
+    const sealed = sealer.seal(plain)
+    t.equal(sealed.length, plain.length + sealer.overhead)
+    t.same(sealer.open(sealed), plain)
+    for (let i = 0; i < sealed.length; i++) {
+      const bad = Buffer.from(sealed)
+      bad[i] ^= 0x01
+      t.throws(() => sealer.open(bad), IntegrityError, `flip at ${i} detected`)
+    }
+    t.throws(() => sealer.open(sealed.subarray(0, 5)), IntegrityError, 'too short')
+  })
+
+  t.test(`blobs and packs (${name})`, async (t) => {
+    const text = Buffer.from('line of compressible text\n'.repeat(2000))
+    const random = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7919 + (i >> 3) * 104729) & 0xff))
+    const e1 = encodeBlob(text, sealer, 3)
+    t.equal(e1.compression, Compression.Zstd, 'text is compressed')
+    t.ok(e1.sealed.length < text.length / 4)
+    const e2 = encodeBlob(random, sealer, 3)
+    const e3 = encodeBlob(text, sealer, 0)
+    t.equal(e3.compression, Compression.None, 'level 0 stores raw')
+    const w = new PackWriter('data', 1 << 20)
+    const ids = ['11'.repeat(32), '22'.repeat(32), '33'.repeat(32)]
+    w.add(ids[0], 'data', e1)
+    w.add(ids[1], 'data', e2)
+    w.add(ids[2], 'data', e3)
+    const projected = w.projectedSize(sealer)
+    const pack = w.finish(sealer)
+    t.equal(pack.bytes.length, projected, 'projected size is exact')
+    t.equal(pack.bytes.length - pack.entries.at(-1)!.offset - pack.entries.at(-1)!.length, trailerSize(3, sealer))
+    const entries = decodeTrailer(pack.bytes, pack.bytes.length, sealer, pack.id)
+    t.same(entries, pack.entries, 'header round-trips')
+    for (const [i, want] of [text, random, text].entries()) {
+      const e = entries[i]
+      t.same(decodeBlob(pack.bytes.subarray(e.offset, e.offset + e.length), e, sealer), want)
+    }
+    const trunc = pack.bytes.subarray(0, pack.bytes.length - 10)
+    t.throws(() => decodeTrailer(trunc, trunc.length, sealer, pack.id), IntegrityError, 'truncated pack detected')
+  })
+
+  t.test(`index objects (${name})`, async (t) => {
+    const packs = [
+      { packId: 'ab'.repeat(32), kind: 'data' as const, size: 1234, entries: [{ id: 'cd'.repeat(32), type: 'data' as const, compression: Compression.Zstd, offset: 0, length: 100, rawLength: 400 }] },
+      { packId: 'ef'.repeat(32), kind: 'meta' as const, size: 99, entries: [] },
+    ]
+    t.same(decodeIndexBody(encodeIndexBody(packs)), packs)
+    const obj = encodeIndexObject(packs, sealer)
+    t.same(decodeIndexObject(obj, sealer, 'index/x'), packs)
+  })
+}
+
+t.test('pack header entries are 46 bytes, in the documented layout', async (t) => {
+  const e = { id: '0f'.repeat(32), type: 'tree' as const, compression: Compression.Zstd, offset: 0x01020304, length: 0x0a0b0c0d, rawLength: 5 }
+  const b = encodeEntries([e])
+  t.equal(b.length, 1 + PACK_ENTRY_BYTES)
+  t.equal(b.toString('hex'), '01' + '01' + '01' + '0f'.repeat(32) + '04030201' + '0d0c0b0a' + '05000000')
+  t.same(decodeEntries(b), [e])
+})
+
+t.test('key files: wrap, unwrap, wrong password, damage', async (t) => {
+  const master = Buffer.alloc(32, 9)
+  const kf = await wrapMasterKey(master, 'pw', TEST_KDF, { hostname: 'h', username: 'u', created: '2026-01-01T00:00:00Z' })
+  const bytes = Buffer.from(JSON.stringify(kf))
+  const parsed = parseKeyFile(bytes, 'keys/x')
+  t.same(await unwrapMasterKey(parsed, 'pw'), master)
+  t.equal(await unwrapMasterKey(parsed, 'wrong'), null)
+  t.throws(() => parseKeyFile(Buffer.from('{not json'), 'keys/x'), KeyError)
+  t.throws(() => parseKeyFile(Buffer.from(JSON.stringify({ ...kf, N: 3 })), 'keys/x'), KeyError)
+  const k = deriveRepoKeys(master)
+  t.not(k.encKey.toString('hex'), k.idKey.toString('hex'))
+  t.equal(k.gearSeed.length, 32)
+})
+
+t.test('trees: raw names, symlink targets, big times', async (t) => {
+  const nodes: TreeNode[] = [
+    { name: Buffer.from([0x66, 0xff]), type: 'file', mode: 0o644, uid: 1, gid: 2, mtimeNs: 1600000000123456789n, size: 3, chunks: ['aa'.repeat(32)], blake3: 'bb'.repeat(32), links: 2, inode: '77', dev: '5' },
+    { name: Buffer.from('a dir'), type: 'dir', mode: 0o755, uid: 0, gid: 0, mtimeNs: -5n, subtree: 'cc'.repeat(32) },
+    { name: Buffer.from('ln'), type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtimeNs: 0n, target: Buffer.from([0x2e, 0x2e, 0xfe]) },
+  ]
+  const enc = encodeTree(nodes)
+  const doc = JSON.parse(enc.toString())
+  t.equal(doc.nodes[0].name, 'a dir', 'sorted by name bytes')
+  t.equal(doc.nodes[1].name_b64, Buffer.from([0x66, 0xff]).toString('base64'), 'invalid UTF-8 name stored as base64')
+  const dec = decodeTree(enc)
+  t.same(dec.map((n) => n.name.toString('hex')), ['a dir', 'f\xff', 'ln'].map((s) => Buffer.from(s, 'latin1').toString('hex')))
+  t.same(dec[1].mtimeNs, 1600000000123456789n)
+  t.same(dec[2].target, Buffer.from([0x2e, 0x2e, 0xfe]))
+})
