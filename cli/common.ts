@@ -168,7 +168,7 @@ export function formatBytes(n: number): string {
     v /= 1024
     i++
   }
-  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${UNITS[i]}`
+  return i === 0 ? `${Math.round(v)} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${UNITS[i]}`
 }
 
 export function formatDuration(s: number): string {

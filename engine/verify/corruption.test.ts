@@ -117,6 +117,7 @@ for (const kind of ['data', 'meta'] as const) {
 }
 packs.sort((a, b) => (a.kind === b.kind ? (a.id < b.id ? -1 : 1) : a.kind === 'data' ? -1 : 1))
 await tr.repo.close()
+let copies = 0
 
 t.test('the base repository', async (t) => {
   t.equal(snaps.length, 2)
@@ -130,7 +131,6 @@ t.test('the base repository', async (t) => {
   t.same(v.findings, [])
 })
 
-let copies = 0
 /** A fresh copy of the base repository, opened (index loaded) with a cache of its own. */
 async function openCopy(t: Test, name: string, o: { sync?: boolean } = {}): Promise<{ repo: Repository; dir: string; repoDir: string }> {
   const dir = join(root, 'copies', `${++copies}-${name.replace(/[^a-z0-9]+/gi, '-')}`)
@@ -235,6 +235,22 @@ function packOfA(): (typeof packs)[number] {
   return packs.find((p) => p.entries.some((e) => e.id === first))!
 }
 
+t.test('a damaged blob shared by identical directories lists the files in both', async (t) => {
+  const id = fileChunks.find((f) => f.path === 'src/twin-1/x.bin')!.chunks[0]
+  const p = packs.find((x) => x.entries.some((e) => e.id === id))!
+  const e = p.entries.find((x) => x.id === id)!
+  const { repo, dir, repoDir } = await openCopy(t, 'twin')
+  flipByte(join(repoDir, packObjectName(p.kind, p.id)), e.offset + Math.floor(e.length / 2))
+  const v = await verify(repo, { readData: 1 })
+  const db = v.findings.filter((f) => f.kind === 'damaged_blob')
+  t.same(db.map((f) => f.blobId), [id])
+  t.same(db[0]?.files?.slice().sort(), filesUsing(id), 'twin-1 and twin-2 of both snapshots')
+  for (const s of snaps) {
+    const failing = new Map([['src/twin-1/x.bin', { blobIds: new Set([id]), packId: p.id }], ['src/twin-2/x.bin', { blobIds: new Set([id]), packId: p.id }]])
+    await checkRestore(t, repo, s, join(dir, `out-${s.id.slice(0, 8)}`), failing)
+  }
+})
+
 t.test('truncated pack: pack_size_mismatch', async (t) => {
   const p = packOfA()
   const { repo, dir, repoDir } = await openCopy(t, 'truncated')
@@ -282,6 +298,23 @@ t.test('deleted pack: missing_pack and missing_blob naming files', async (t) => 
     const failing = new Map<string, { blobIds?: Set<string>; packId?: string }>()
     for (const f of fileChunks) if (f.snap === s.id && f.chunks.some((c) => blobs.has(c))) failing.set(f.path, { blobIds: blobs, packId: p.id })
     await checkRestore(t, repo, s, join(dir, `out-${s.id.slice(0, 8)}`), failing)
+  }
+})
+
+t.test('deleted data pack and a damaged tree together: each problem reported once', async (t) => {
+  const p = packOfA()
+  const meta = packs.find((x) => x.kind === 'meta' && x.entries.some((e) => e.id === s1.snapshot.tree))!
+  const tree = meta.entries.find((e) => e.id !== s1.snapshot.tree && treesOf.get(s1.id!)!.has(e.id))!
+  const { repo, repoDir } = await openCopy(t, 'pack-and-tree')
+  unlinkSync(join(repoDir, packObjectName(p.kind, p.id)))
+  flipByte(join(repoDir, packObjectName('meta', meta.id)), tree.offset + 1)
+  for (const readData of [0, 1]) {
+    const v = await verify(repo, { readData })
+    const dt = v.findings.filter((f) => f.kind === 'damaged_tree')
+    t.same(dt.map((f) => f.blobId), [tree.id], `readData=${readData}: one damaged_tree finding`)
+    t.equal(v.findings.filter((f) => f.kind === 'missing_pack').length, 1)
+    const ids = v.findings.filter((f) => f.kind === 'missing_blob').map((f) => f.blobId)
+    t.equal(new Set(ids).size, ids.length, 'no blob reported twice')
   }
 })
 

@@ -175,13 +175,36 @@ export async function verify(repo: Repository, o: VerifyOptions = {}): Promise<V
   if (missingBlobs.size || damagedBlobs.size) {
     const affected = new Map<string, string[]>()
     const bad = new Set([...missingBlobs, ...damagedBlobs.keys()])
+    // Reads a tree for this listing only: its damage was reported above, so failures here add no finding.
+    const readTree = async (id: string): Promise<TreeNode[] | null> => {
+      const loc = blobs.get(id)
+      if (!loc || damagedBlobs.has(id)) return null
+      try {
+        const sealed = await repo.remote.get(packObjectName('meta', loc.packId), { offset: loc.offset, length: loc.length })
+        return decodeTree(repo.decodeAndCheck(sealed, id, loc))
+      } catch {
+        return null
+      }
+    }
+    // Whether any file below a tree uses a bad blob, once per tree id. A subtree shared by several
+    // directories (identical dirs, or across snapshots) is scanned once but listed under every path.
+    const hasBad = new Map<string, boolean>()
+    const scan = async (treeId: string): Promise<boolean> => {
+      const known = hasBad.get(treeId)
+      if (known !== undefined) return known
+      hasBad.set(treeId, false)
+      let found = false
+      for (const n of (await readTree(treeId)) ?? []) {
+        if (n.type === 'dir' && n.subtree && (await scan(n.subtree))) found = true
+        if (n.chunks?.some((c) => bad.has(c))) found = true
+      }
+      hasBad.set(treeId, found)
+      return found
+    }
     for (const s of snaps) {
-      const walked = new Set<string>()
       const walk = async (treeId: string, prefix: string): Promise<void> => {
-        if (walked.has(treeId)) return
-        walked.add(treeId)
-        const nodes = blobs.has(treeId) && !damagedBlobs.has(treeId) ? await loadTree(treeId).catch(() => null) : null
-        for (const n of nodes ?? []) {
+        if (!(await scan(treeId))) return
+        for (const n of (await readTree(treeId)) ?? []) {
           const path = prefix ? `${prefix}/${n.name.toString()}` : n.name.toString()
           if (n.type === 'dir' && n.subtree) await walk(n.subtree, path)
           for (const c of n.chunks ?? []) {
