@@ -350,9 +350,7 @@ class Archiver {
       node.dev = st.dev.toString()
     }
     if (st.blocks * 512n < st.size) node.sparse = true
-    this.stats.files++
     this.progress.files++
-    this.stats.bytes += Number(st.size)
     const cached = this.repo.cache.getFile(st.dev, st.ino)
     if (
       cached && cached.size === st.size && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs &&
@@ -361,6 +359,8 @@ class Archiver {
       node.size = Number(st.size)
       node.chunks = cached.chunks
       node.blake3 = cached.blake3
+      this.stats.files++
+      this.stats.bytes += node.size
       this.stats.unchanged_files++
       this.progress.bytes += Number(st.size)
       this.tick(rel)
@@ -376,12 +376,10 @@ class Archiver {
           fh = await open(abs, fsc.O_RDONLY) // O_NOATIME needs ownership
         } catch (err2) {
           this.warn({ path: rel, kind: 'unreadable', message: (err2 as Error).message })
-          this.stats.files--
           return null
         }
       } else {
         this.warn({ path: rel, kind: code === 'ENOENT' ? 'vanished' : 'unreadable', message: (err as Error).message })
-        this.stats.files--
         return null
       }
     }
@@ -397,13 +395,14 @@ class Archiver {
       } else if (!this.dryRun) {
         this.repo.cache.putFile(st.dev, st.ino, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, blake3: r.blake3, chunks: r.chunks })
       }
+      this.stats.files++
+      this.stats.bytes += r.size
       if (cached) this.stats.changed_files++
       else this.stats.new_files++
       this.tick(rel)
       return node
     } catch (err) {
       this.warn({ path: rel, kind: 'unreadable', message: `read failed: ${(err as Error).message}` })
-      this.stats.files--
       return null
     } finally {
       await fh.close()
