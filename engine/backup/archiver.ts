@@ -141,6 +141,8 @@ class Archiver {
   private readonly pool: BlobWorkerPool
   private readonly packer: Packer
   private readonly fileSem = new Semaphore(FILE_CONCURRENCY)
+  /** Read buffers of finished files, reused (at most one per concurrent file). */
+  private readonly readBuffers: Buffer[] = []
   private readonly dryRun: boolean
   private readonly level: number
   private readonly warnings: BackupWarning[] = []
@@ -159,8 +161,8 @@ class Archiver {
     const workers = o.workers ?? availableParallelism()
     this.pool = new BlobWorkerPool({
       workers,
-      // Enough chunks in flight to keep every worker busy while the reader fills the next slot.
-      slotCount: Math.max(4, workers * 3),
+      // One chunk being formed per file read at once, plus enough in flight to keep every worker busy.
+      slotCount: FILE_CONCURRENCY + workers * 2,
       slotBytes: repo.chunkerParams.maxBytes + 1024,
       encKey: repo.keys?.encKey ?? null,
       idKey: repo.keys?.idKey ?? null,
@@ -409,47 +411,51 @@ class Archiver {
     }
   }
 
-  /** Reads, chunks and stores one file's content. */
+  /**
+   * Reads, chunks and stores one file's content. Bytes go from a reused read
+   * buffer straight into the worker slot of the chunk being formed: each byte
+   * is copied once and nothing is allocated per chunk.
+   */
   private async readFile(fh: FileHandle, rel: string): Promise<{ size: number; chunks: string[]; blake3: string }> {
     const chunker = new Chunker(this.repo.chunkerParams, this.repo.gear)
     const hasher = new StreamHasher()
     const ids: Promise<string>[] = []
-    const readBuf = Buffer.allocUnsafeSlow(READ_BYTES)
-    let pieces: Buffer[] = []
-    let pending = 0
+    const readBuf = this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BYTES)
+    let slot = -1
+    let fill = 0
     let size = 0
-    const emit = async (parts: Buffer[], len: number): Promise<void> => {
-      const slot = await this.pool.acquire() // backpressure: the reader waits while every slot is in flight
-      const view = this.pool.slotView(slot)
-      let o = 0
-      for (const p of parts) {
-        p.copy(view, o)
-        o += p.length
+    try {
+      for (;;) {
+        const { bytesRead } = await fh.read(readBuf, 0, READ_BYTES, null)
+        if (bytesRead === 0) break
+        const view = readBuf.subarray(0, bytesRead)
+        hasher.update(view)
+        size += bytesRead
+        this.progress.bytes += bytesRead
+        let start = 0
+        for (const cut of chunker.push(view)) {
+          if (slot < 0) slot = await this.pool.acquire() // backpressure: waits while every slot is in flight
+          view.copy(this.pool.slotView(slot), fill, start, cut)
+          ids.push(this.storeChunk(slot, fill + cut - start))
+          slot = -1
+          fill = 0
+          start = cut
+        }
+        if (start < bytesRead) {
+          if (slot < 0) slot = await this.pool.acquire()
+          view.copy(this.pool.slotView(slot), fill, start, bytesRead)
+          fill += bytesRead - start
+        }
+        this.tick(rel)
       }
-      ids.push(this.storeChunk(slot, len))
+      if (fill > 0) {
+        ids.push(this.storeChunk(slot, fill))
+        slot = -1
+      }
+    } finally {
+      if (slot >= 0) this.pool.release(slot)
+      this.readBuffers.push(readBuf)
     }
-    for (;;) {
-      const { bytesRead } = await fh.read(readBuf, 0, READ_BYTES, null)
-      if (bytesRead === 0) break
-      const view = readBuf.subarray(0, bytesRead)
-      hasher.update(view)
-      size += bytesRead
-      this.progress.bytes += bytesRead
-      let start = 0
-      for (const cut of chunker.push(view)) {
-        pieces.push(view.subarray(start, cut))
-        await emit(pieces, pending + cut - start)
-        pieces = []
-        pending = 0
-        start = cut
-      }
-      if (start < bytesRead) {
-        pieces.push(Buffer.from(view.subarray(start))) // copy: readBuf is reused
-        pending += bytesRead - start
-      }
-      this.tick(rel)
-    }
-    if (pending > 0) await emit(pieces, pending)
     const chunks = await Promise.all(ids)
     return { size, chunks, blake3: hasher.digestHex() }
   }

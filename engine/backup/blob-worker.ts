@@ -7,13 +7,14 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { AesGcmSealer, PlainSealer } from '../crypto/index.js'
 import { IdHasher } from '../hash/index.js'
 import { BlobPresence } from '../index/index.js'
-import { encodeBlob } from '../pack/index.js'
+import { BlobEncoder } from '../pack/index.js'
 import type { WorkerInit, WorkerRequest, WorkerResponse } from './worker-pool.js'
 
 const init = workerData as WorkerInit
 const sealer = init.encKey ? new AesGcmSealer(Buffer.from(init.encKey)) : new PlainSealer()
 const ids = new IdHasher(init.idKey ? Buffer.from(init.idKey) : null)
 const slots = init.slots.map((s) => Buffer.from(s))
+const encoders = new Map<number, BlobEncoder>()
 let presence: BlobPresence | null = null
 if (init.cachePath) {
   try {
@@ -33,7 +34,9 @@ parentPort!.on('message', (req: WorkerRequest) => {
       parentPort!.postMessage(res)
       return
     }
-    const enc = encodeBlob(buf, sealer, req.level)
+    let encoder = encoders.get(req.level)
+    if (!encoder) encoders.set(req.level, (encoder = new BlobEncoder(sealer, req.level)))
+    const enc = encoder.encode(buf)
     if (enc.sealed.length > slot.length) throw new Error(`sealed blob (${enc.sealed.length} bytes) does not fit its slot (${slot.length})`)
     enc.sealed.copy(slot, 0)
     const res: WorkerResponse = {

@@ -1,4 +1,4 @@
-import { encodeBlob, trailerSize, PackWriter, type EncodedBlob, type PackKind } from '../pack/index.js'
+import { encodeBlob, trailerSize, PackWriter, type EncodedBlob, type FinishedPack, type PackKind } from '../pack/index.js'
 import { packKindOf, type Repository } from '../repo/index.js'
 import type { BlobType } from '../types.js'
 
@@ -14,6 +14,7 @@ export class Packer {
   private readonly uploads = new Set<Promise<void>>()
   private readonly maxUploads: number
   private error: unknown = null
+  private readonly spare: Buffer[] = []
   /** Ids added in this run (stored or about to be). */
   readonly added = new Set<string>()
   packs = 0
@@ -26,8 +27,12 @@ export class Packer {
     // Each upload in flight holds a whole pack in memory: two keep the remote busy while the next pack fills.
     this.maxUploads = opts.maxUploads ?? 2
     const target = repo.config.pack_size_bytes
-    const headroom = repo.chunkerParams.maxBytes + 1024
-    this.writers = { data: new PackWriter('data', target, headroom), meta: new PackWriter('meta', target, headroom) }
+    // Pack buffers are recycled: allocating a fresh 16–64 MiB buffer per pack outpaces the garbage collector.
+    const alloc = (n: number): Buffer => {
+      const i = this.spare.findIndex((b) => b.length >= n)
+      return i >= 0 ? this.spare.splice(i, 1)[0] : Buffer.allocUnsafeSlow(n)
+    }
+    this.writers = { data: new PackWriter('data', target, { alloc }), meta: new PackWriter('meta', target, { alloc }) }
   }
 
   /** True when `id` is stored or was added in this run. */
@@ -42,7 +47,14 @@ export class Packer {
     this.added.add(id)
     this.blobs++
     const w = this.writers[packKindOf(type)]
-    w.add(id, type, blob)
+    // Finish first when this blob would take the pack past its target: packs stay within one buffer.
+    if (w.wouldOverflow(blob.sealed.length)) {
+      const pack = this.seal(w)
+      w.add(id, type, blob) // copies the blob before anything awaits (callers may reuse its buffer)
+      await this.upload(pack)
+    } else {
+      w.add(id, type, blob)
+    }
     if (w.full) await this.finish(w)
     return true
   }
@@ -56,18 +68,32 @@ export class Packer {
 
   private async finish(w: PackWriter): Promise<void> {
     if (w.count === 0) return
+    await this.upload(this.seal(w))
+  }
+
+  /** Seals the writer's pack (counting it); returns it for upload, or null in dry-run mode. */
+  private seal(w: PackWriter): FinishedPack | null {
+    this.packs++
     if (this.dryRun) {
-      this.packs++
       this.packBytes += w.sizeBytes + trailerSize(w.count, this.repo.sealer)
-      w.finish(this.repo.sealer)
-      return
+      const pack = w.finish(this.repo.sealer)
+      if (pack.backing && this.spare.length < 2) this.spare.push(pack.backing)
+      return null
     }
     const pack = w.finish(this.repo.sealer)
-    this.packs++
     this.packBytes += pack.bytes.length
+    return pack
+  }
+
+  /** Uploads a sealed pack, waiting while `maxUploads` are in flight. */
+  private async upload(pack: FinishedPack | null): Promise<void> {
+    if (!pack) return
     while (this.uploads.size >= this.maxUploads) await Promise.race(this.uploads)
     const p: Promise<void> = this.repo.savePack(pack).then(
-      () => { this.uploads.delete(p) },
+      () => {
+        this.uploads.delete(p)
+        if (pack.backing && this.spare.length < 2) this.spare.push(pack.backing)
+      },
       (err) => { this.uploads.delete(p); this.error ??= err },
     )
     this.uploads.add(p)

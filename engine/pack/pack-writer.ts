@@ -9,7 +9,12 @@ export interface FinishedPack {
   kind: PackKind
   bytes: Buffer
   entries: PackEntry[]
+  /** The buffer `bytes` lives in, for reuse once the pack is uploaded (when the writer was given an allocator). */
+  backing: Buffer | null
 }
+
+/** Gives a writer a buffer of at least `size` bytes (a pool can hand out recycled ones). */
+export type BufferSource = (size: number) => Buffer
 
 /** Data packs hold file contents; meta packs hold trees. They never mix. */
 export type PackKind = 'data' | 'meta'
@@ -23,9 +28,9 @@ export function packObjectName(kind: PackKind, id: string): string {
  * Accumulates sealed blobs of one kind until `full`, then `finish()`
  * produces the pack bytes (blobs, sealed header, header length).
  *
- * Blobs are copied into one buffer per pack (sized target + headroom, grown
- * only for an oversized blob), so a pack costs one allocation, not one per
- * blob plus a concatenation.
+ * Blobs are copied into one buffer per pack (sized to the target plus room
+ * for the trailer, grown only for a blob bigger than the target), so a pack
+ * costs one allocation, not one per blob plus a concatenation.
  */
 export class PackWriter {
   readonly kind: PackKind
@@ -34,10 +39,12 @@ export class PackWriter {
   private bytes = 0
   private readonly targetBytes: number
   private readonly headroomBytes: number
-  constructor(kind: PackKind, targetBytes: number, headroomBytes = 1024 * 1024) {
+  private readonly alloc: BufferSource
+  constructor(kind: PackKind, targetBytes: number, o: { headroomBytes?: number; alloc?: BufferSource } = {}) {
     this.kind = kind
     this.targetBytes = targetBytes
-    this.headroomBytes = headroomBytes
+    this.headroomBytes = o.headroomBytes ?? 64 * 1024
+    this.alloc = o.alloc ?? ((n) => Buffer.allocUnsafeSlow(n))
   }
   get count(): number {
     return this.entries.length
@@ -48,13 +55,17 @@ export class PackWriter {
   get full(): boolean {
     return this.bytes >= this.targetBytes
   }
+  /** True when adding `n` more bytes would take a non-empty pack past its target. */
+  wouldOverflow(n: number): boolean {
+    return this.entries.length > 0 && this.bytes + n > this.targetBytes
+  }
   /** Copies a sealed blob into the pack. */
   add(id: string, type: BlobType, blob: EncodedBlob): PackEntry {
     const n = blob.sealed.length
     const need = this.bytes + n
     if (!this.buf || need > this.buf.length) {
       const size = Math.max(need + this.headroomBytes, this.buf ? this.buf.length * 2 : this.targetBytes + this.headroomBytes)
-      const next = Buffer.allocUnsafeSlow(size)
+      const next = this.alloc(size)
       if (this.buf) this.buf.copy(next, 0, 0, this.bytes)
       this.buf = next
     }
@@ -75,7 +86,7 @@ export class PackWriter {
     } else {
       bytes = Buffer.concat([data, trailer])
     }
-    const out: FinishedPack = { id: hashHex(bytes) as PackId, kind: this.kind, bytes, entries: this.entries }
+    const out: FinishedPack = { id: hashHex(bytes) as PackId, kind: this.kind, bytes, entries: this.entries, backing: this.buf }
     this.buf = null
     this.entries = []
     this.bytes = 0
