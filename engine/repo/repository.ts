@@ -145,6 +145,7 @@ export class Repository {
    * (compacted or repaired elsewhere).
    */
   async syncIndex(progress?: RepoProgress): Promise<void> {
+    await this.dropLostPendingPacks()
     const remoteNames = new Set<string>()
     for await (const o of this.remote.list('index/')) remoteNames.add(o.name)
     const loaded = this.cache.loadedIndexes()
@@ -159,6 +160,32 @@ export class Repository {
       this.cache.addIndexObject(name, packs)
       progress?.({ phase: 'index', done: ++done, total: todo.length })
     })
+  }
+
+  /**
+   * Forgets pending packs (uploaded by an interrupted run, not yet indexed)
+   * that are gone from the remote or have another size (lost write, pruned
+   * elsewhere). Their blobs are in the cache's blob table, where a backup
+   * would take them as stored and write snapshots naming them: the table is
+   * rebuilt without them (from the remaining pending packs here, from the
+   * index objects by the rest of `syncIndex`), so they are stored again.
+   */
+  private async dropLostPendingPacks(): Promise<void> {
+    const pending = this.cache.pendingPacks()
+    if (pending.length === 0) return
+    const lost = new Set<string>()
+    await forEachLimit(pending, this.remote.properties.maxConnections, async (p) => {
+      try {
+        if ((await this.remote.stat(packObjectName(p.kind, p.packId))).size !== p.size) lost.add(p.packId)
+      } catch (err) {
+        if (!isNotFound(err)) throw err
+        lost.add(p.packId)
+      }
+    })
+    if (lost.size === 0) return
+    this.cache.clearPending([...lost])
+    this.cache.clearIndex()
+    this.cache.addPacks(pending.filter((p) => !lost.has(p.packId)), { pending: true })
   }
 
   /** Reads and decodes one index object, checking that its content matches its name. */
