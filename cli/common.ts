@@ -110,14 +110,19 @@ export async function password(a: GlobalArgs, opts: { confirm?: boolean } = {}):
   return null
 }
 
-/** Opens the repository named by the global options, with index-loading progress. */
-export async function openRepo(a: GlobalArgs): Promise<Repository> {
+/**
+ * Opens the repository named by the global options, with index-loading
+ * progress. `syncIndex: false` for commands that read index objects
+ * themselves (verify, repair), so they work when one is damaged.
+ */
+export async function openRepo(a: GlobalArgs, o: { syncIndex?: boolean } = {}): Promise<Repository> {
   const progress = new Progress(a)
   try {
     return await openRepository({
       url: repoUrl(a),
       password: await password(a),
       cacheDir: cacheDir(a),
+      syncIndex: o.syncIndex,
       onProgress: (p) => progress.line(`loading index ${p.done}/${p.total}`, p.done === p.total),
     })
   } finally {
@@ -126,8 +131,8 @@ export async function openRepo(a: GlobalArgs): Promise<Repository> {
 }
 
 /** Runs `fn` with an open repository and closes it afterwards. */
-export async function withRepo<T>(a: GlobalArgs, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await openRepo(a)
+export async function withRepo<T>(a: GlobalArgs, fn: (repo: Repository) => Promise<T>, o: { syncIndex?: boolean } = {}): Promise<T> {
+  const repo = await openRepo(a, o)
   try {
     return await fn(repo)
   } finally {

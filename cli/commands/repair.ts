@@ -14,7 +14,7 @@ export const repairCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       } finally {
         progress.done()
       }
-    })
+    }, { syncIndex: false }) // reads index objects itself: works when one is damaged
     if (a.json) printJson(r)
     else {
       out(`rebuilt the index: ${r.packs} packs, ${r.blobs} blobs; wrote ${r.written.length} index objects, removed ${r.removed.length}`)

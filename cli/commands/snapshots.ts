@@ -13,7 +13,7 @@ export const snapshotsCommand: CommandModule<GlobalArgs, Args> = {
   builder: (y) =>
     y.option('job', { type: 'string', describe: 'only this job' }).option('host', { type: 'string', describe: 'only this host' }),
   handler: async (a) => {
-    const snaps = await withRepo(a, (repo) => listSnapshots(repo))
+    const snaps = await withRepo(a, (repo) => listSnapshots(repo), { syncIndex: false }) // listing needs no index
     const list = snaps.filter((s) => (a.job === undefined || s.job === a.job) && (a.host === undefined || s.host === a.host))
     if (a.json) {
       printJson(list.map((s) => ({ id: s.id, short_id: s.id.slice(0, 8), kind: s.kind, time: s.time, host: s.host, username: s.username, paths: s.paths, job: s.job, tags: s.tags, tree: s.tree, stats: s.stats })))

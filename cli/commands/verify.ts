@@ -36,7 +36,7 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
       } finally {
         progress.done()
       }
-    })
+    }, { syncIndex: false }) // reads index objects itself: works when one is damaged
     if (a.json) {
       printJson(report)
     } else {

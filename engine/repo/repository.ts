@@ -4,7 +4,7 @@ import {
   AesGcmSealer, DEFAULT_KDF, PlainSealer, deriveRepoKeys, parseKeyFile, unwrapMasterKey, wrapMasterKey,
   type KdfParams, type RepoKeys, type Sealer,
 } from '../crypto/index.js'
-import { ConfigError, ExistsError, IntegrityError, NotFoundError, PasswordError, KeyError, isNotFound } from '../errors.js'
+import { ConfigError, ExistsError, FormatError, IntegrityError, NotFoundError, PasswordError, KeyError, isNotFound } from '../errors.js'
 import { IdHasher, hashHex } from '../hash/index.js'
 import { IndexCache, decodeIndexObject, encodeIndexObject, type BlobLocation, type IndexedPack } from '../index/index.js'
 import { decodeBlob, decodeTrailer, packObjectName, type FinishedPack, type PackEntry, type PackKind } from '../pack/index.js'
@@ -156,7 +156,15 @@ export class Repository {
     const todo = [...remoteNames].filter((n) => !have.has(n))
     let done = 0
     await forEachLimit(todo, this.remote.properties.maxConnections, async (name) => {
-      const packs = await this.loadIndexObject(name)
+      let packs: IndexedPack[]
+      try {
+        packs = await this.loadIndexObject(name)
+      } catch (err) {
+        if (err instanceof IntegrityError || err instanceof FormatError) {
+          throw new IntegrityError(`${err.message}; run 'coldstore verify' to see the damage and 'coldstore repair index' to rebuild the index from the packs`, {}, { cause: err })
+        }
+        throw err
+      }
       this.cache.addIndexObject(name, packs)
       progress?.({ phase: 'index', done: ++done, total: todo.length })
     })

@@ -90,7 +90,15 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
   }
   const visit = async (treeId: string, relDir: string, destDir: Buffer, included: boolean): Promise<boolean> => {
     let any = false
-    for (const n of await trees.load(treeId)) {
+    let nodes: TreeNode[]
+    try {
+      nodes = await trees.load(treeId)
+    } catch (err) {
+      // A damaged or missing tree loses what is below it, not the whole restore.
+      result.errors.push({ path: relDir || '/', message: `cannot read folder listing: ${(err as Error).message}`, blobId: treeId, packId: (err as { packId?: string }).packId })
+      return false
+    }
+    for (const n of nodes) {
       const name = n.name.toString()
       const rel = relDir ? `${relDir}/${name}` : name
       const dest = joinBytes(destDir, n.name)
