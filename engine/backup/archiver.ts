@@ -47,6 +47,8 @@ export interface BackupOptions {
   /** Worker threads for hashing/compression (default: number of cores). */
   workers?: number
   onProgress?: (p: BackupProgress) => void
+  /** Least time between two progress reports (default 100 ms; 0 reports every step). */
+  progressIntervalMs?: number
   onWarning?: (w: BackupWarning) => void
   /** Called once the file-change cache and snapshot are durable (tests use it to kill mid-run). */
   signal?: AbortSignal
@@ -184,7 +186,7 @@ class Archiver {
   private tick(current: string, force = false): void {
     this.progress.current = current
     const now = Date.now()
-    if (!force && now - this.lastProgress < 100) return
+    if (!force && now - this.lastProgress < (this.o.progressIntervalMs ?? 100)) return
     this.lastProgress = now
     this.o.onProgress?.({ ...this.progress })
   }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { backup } from './index.js'
 import { TreeReader, diffTrees } from '../tree/index.js'
@@ -110,4 +110,34 @@ t.test('incremental: changes, renames and diff', async (t) => {
   const r3 = await backup(tr.repo, { ...base, paths: [src] })
   t.ok(r3.snapshot.stats.new_chunks <= 4, `insertion changes few chunks (${r3.snapshot.stats.new_chunks} new blobs incl. trees)`)
   t.ok(r3.snapshot.stats.added_bytes < 800_000, `${r3.snapshot.stats.added_bytes} B added for a 2 MB file`)
+})
+
+t.test('a file that shrinks while it is read is reported and stored as read', async (t) => {
+  const dir = t.testdir()
+  const src = join(dir, 'src')
+  writeTree(src, { 'shrinks.bin': seededBytes('s', 6 * 1024 * 1024), 'steady.txt': 'steady' })
+  const tr = await makeTestRepo(dir)
+  t.teardown(() => tr.repo.close())
+  let cut = false
+  const r = await backup(tr.repo, {
+    ...base,
+    paths: [src],
+    workers: 1,
+    progressIntervalMs: 0,
+    onProgress: (p) => {
+      // The first progress tick inside the big file happens after its first read buffer.
+      if (!cut && p.current.endsWith('shrinks.bin')) {
+        truncateSync(join(src, 'shrinks.bin'), 2 * 1024 * 1024)
+        cut = true
+      }
+    },
+  })
+  t.ok(cut, 'the file was truncated during the backup')
+  t.match(r.warnings, [{ path: 'src/shrinks.bin', kind: 'changed' }])
+  const s = await findSnapshot(tr.repo, r.id!)
+  const node = await new TreeReader(tr.repo).resolve(s.tree, Buffer.from('src/shrinks.bin'))
+  t.ok(node.size! >= 1024 * 1024 && node.size! <= 2 * 1024 * 1024, `stored what was read (${node.size} bytes)`)
+  const again = await backup(tr.repo, { ...base, paths: [src] })
+  t.equal(again.snapshot.stats.unchanged_files, 1, 'a file stored while changing is not trusted by the change cache')
+  t.same(again.warnings, [])
 })
