@@ -12,7 +12,7 @@
 import t, { type Test } from 'tap'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import {
-  chmodSync, chownSync, cpSync, existsSync, lstatSync, lutimesSync, mkdirSync, readFileSync, readdirSync, readlinkSync,
+  chmodSync, cpSync, existsSync, lstatSync, lutimesSync, mkdirSync, readFileSync, readdirSync, readlinkSync,
   rmSync, statSync, symlinkSync, utimesSync, writeFileSync, type BigIntStats,
 } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -24,7 +24,6 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = join(ROOT, 'dist', 'cli', 'main.js')
 const PASSWORD = 'correct horse battery staple'
 const IS_ROOT = process.getuid?.() === 0
-const NOBODY = 65534
 
 // ---------------------------------------------------------------------------
 // Build dist/ if it is missing or stale.
@@ -60,16 +59,17 @@ interface Result {
 
 interface RunOptions {
   env?: NodeJS.ProcessEnv
-  uid?: number
-  gid?: number
+  /** A command the CLI runs under (e.g. setpriv dropping capabilities). */
+  prefix?: readonly string[]
   cwd?: string
 }
 
 /** Runs the built CLI with exactly `args` (no --repo added). */
 function run(args: readonly string[], o: RunOptions = {}): Promise<Result> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: o.env ?? {}, cwd: o.cwd ?? ROOT, uid: o.uid, gid: o.gid, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000,
+    const argv = [...(o.prefix ?? []), process.execPath, CLI, ...args]
+    const child = spawn(argv[0], argv.slice(1), {
+      env: o.env ?? {}, cwd: o.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000,
     })
     const out: Buffer[] = []
     const errs: Buffer[] = []
@@ -95,11 +95,11 @@ class Coldstore {
     readonly repo: string,
     readonly cache: string,
     readonly env: NodeJS.ProcessEnv,
-    readonly user: { uid: number; gid: number } | null = null,
+    readonly prefix: readonly string[] = [],
   ) {}
 
   run(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Result> {
-    return run([...args, '--repo', this.repo, '--cache-dir', this.cache], { env: { ...this.env, ...extraEnv }, ...(this.user ?? {}) })
+    return run([...args, '--repo', this.repo, '--cache-dir', this.cache], { env: { ...this.env, ...extraEnv }, prefix: this.prefix })
   }
 }
 
@@ -586,15 +586,11 @@ t.test('unreadable files: exit 3, named in errors, the rest stored', async (t) =
   const dir = join(base, 'unreadable')
   const srcU = join(dir, 'src')
   writeTree(srcU, { 'ok.bin': seededBytes('ok', 200_000), 'sub/ok.txt': 'fine\n', 'secret': 'top secret\n' })
-  const user = IS_ROOT ? { uid: NOBODY, gid: NOBODY } : null
-  if (user) {
-    // The CLI runs as nobody: it owns its repository, cache and source; root owns the mode-000 file.
-    chmodSync(base, 0o755)
-    for (const e of [{ path: dir }, ...listTree(dir)]) chownSync(e.path, user.uid, user.gid)
-    chownSync(join(srcU, 'secret'), 0, 0)
-  }
+  // Root reads mode-000 files through CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH: run the CLI without them
+  // (setpriv, util-linux), so permissions apply to it as to any user, wherever the checkout lives.
+  const prefix = IS_ROOT ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search'] : []
   chmodSync(join(srcU, 'secret'), 0o000)
-  const c = new Coldstore(join(dir, 'repo'), join(dir, 'cache'), cleanEnv(dir), user)
+  const c = new Coldstore(join(dir, 'repo'), join(dir, 'cache'), cleanEnv(dir), prefix)
 
   exits(t, await c.run(['init']), 0, 'init')
   const r = await c.run(['snapshot', srcU, '--json'])
