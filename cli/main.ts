@@ -3,6 +3,9 @@
  * The coldstore command. Thin over engine/: each command file parses its
  * arguments, calls the engine, and prints text or one JSON document.
  */
+// libuv runs file system calls on a thread pool of 4 by default: backups stat, open and read many small
+// files at once, so give it more threads. Must be set before the first asynchronous fs call.
+process.env.UV_THREADPOOL_SIZE ??= '16'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { EXIT, VERSION, describeError, err, type GlobalArgs } from './common.js'

@@ -40,7 +40,7 @@ export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
           program: PROGRAM,
           ...who(),
           now: () => new Date(),
-          onProgress: (p) => progress.counts(p),
+          onProgress: a.quiet ? undefined : (p) => progress.counts(p),
           onWarning: (w: BackupWarning) => {
             progress.done()
             if (!a.quiet) err(`warning: ${w.path}: ${w.message}`)

@@ -1,14 +1,18 @@
 import { constants as fsc, type BigIntStats } from 'node:fs'
-import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises'
+import { close as closeCb, fstat as fstatCb, open as openCb, read as readCb } from 'node:fs'
+import { lstat, readdir, readlink } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { availableParallelism } from 'node:os'
 import { basename, resolve } from 'node:path'
 import { Chunker } from '../chunker/index.js'
 import { SourceError, UsageError } from '../errors.js'
 import { StreamHasher } from '../hash/index.js'
 import type { Repository } from '../repo/index.js'
+import type { FileCacheEntry } from '../index/index.js'
 import { saveSnapshot, type SnapshotDoc, type SnapshotStats } from '../snapshot/index.js'
 import { encodeTree, type NodeType, type TreeNode } from '../tree/index.js'
 import { ExcludeMatcher, GitignoreScope } from '../filter/index.js'
+import { BlobEncoder } from '../pack/index.js'
 import { Packer } from './packer.js'
 import { BlobWorkerPool } from './worker-pool.js'
 
@@ -63,7 +67,19 @@ export interface BackupResult {
 }
 
 const READ_BYTES = 1024 * 1024
-const FILE_CONCURRENCY = 4
+/** Files that fit in one chunk this small are encoded on the main thread: cheaper than a worker round trip. */
+const INLINE_BYTES = 64 * 1024
+
+// Plain file descriptors: the promise API's FileHandle costs more than the read itself for small files.
+const openFd = promisify(openCb)
+const closeFd = promisify(closeCb)
+const readFd = (fd: number, buf: Buffer, length: number): Promise<number> =>
+  new Promise((res, rej) => readCb(fd, buf, 0, length, null, (err, n) => (err ? rej(err) : res(n))))
+const fstatFd = (fd: number): Promise<BigIntStats> =>
+  new Promise((res, rej) => fstatCb(fd, { bigint: true }, (err, st) => (err ? rej(err) : res(st))))
+const FILE_CONCURRENCY = 8
+/** Subdirectories walked in parallel (beyond this, one at a time): bounds memory and open directories. */
+const DIR_CONCURRENCY = 8
 const FILE_WINDOW = 256
 const SLASH = Buffer.from('/')
 
@@ -83,6 +99,28 @@ class Semaphore {
       this.n++
       this.waiters.shift()?.()
     }
+  }
+}
+
+const STAT_AHEAD = 64
+
+/**
+ * lstat()s the entries of a directory, up to STAT_AHEAD at once, yielding
+ * them in order: one at a time, each stat would wait a full round trip
+ * through libuv's thread pool.
+ */
+async function* statEntries(dir: Buffer, names: readonly Buffer[]): AsyncGenerator<{ name: Buffer; abs: Buffer; st: BigIntStats | null; err: unknown }> {
+  const start = (name: Buffer): Promise<{ name: Buffer; abs: Buffer; st: BigIntStats | null; err: unknown }> => {
+    const abs = Buffer.concat([dir, SLASH, name])
+    return lstat(abs, { bigint: true }).then((st) => ({ name, abs, st, err: null }), (err: unknown) => ({ name, abs, st: null, err }))
+  }
+  const ahead: Promise<{ name: Buffer; abs: Buffer; st: BigIntStats | null; err: unknown }>[] = []
+  let next = 0
+  while (next < names.length && ahead.length < STAT_AHEAD) ahead.push(start(names[next++]))
+  while (ahead.length) {
+    const r = await ahead.shift()!
+    if (next < names.length) ahead.push(start(names[next++]))
+    yield r
   }
 }
 
@@ -143,8 +181,13 @@ class Archiver {
   private readonly pool: BlobWorkerPool
   private readonly packer: Packer
   private readonly fileSem = new Semaphore(FILE_CONCURRENCY)
+  private dirsRunning = 0
   /** Read buffers of finished files, reused (at most one per concurrent file). */
   private readonly readBuffers: Buffer[] = []
+  /** File-change cache entries waiting to be written in one transaction. */
+  private readonly fileCacheBatch: { dev: bigint; ino: bigint; entry: FileCacheEntry }[] = []
+  private readonly encoder: BlobEncoder
+  private readonly inlineBytes: number
   private readonly dryRun: boolean
   private readonly level: number
   private readonly warnings: BackupWarning[] = []
@@ -171,6 +214,8 @@ class Archiver {
       cachePath: repo.cachePath,
     })
     this.packer = new Packer(repo, { dryRun: this.dryRun })
+    this.encoder = new BlobEncoder(repo.sealer, this.level)
+    this.inlineBytes = Math.min(INLINE_BYTES, repo.chunkerParams.minBytes)
   }
 
   async close(): Promise<void> {
@@ -192,13 +237,15 @@ class Archiver {
   }
 
   async run(sources: { abs: string; name: Buffer; st: BigIntStats }[], started: number): Promise<BackupResult> {
-    void this.scan(sources)
+    // Totals only matter to someone watching progress; the scan costs a second lstat of everything.
+    if (this.o.onProgress) void this.scan(sources)
     const rootNodes: TreeNode[] = []
     for (const s of sources) {
       const node = await this.saveEntry(s.abs, s.name, '', s.st, GitignoreScope.root())
       if (node) rootNodes.push(node)
     }
     const rootId = await this.packer.addPlain('tree', encodeTree(rootNodes))
+    this.flushFileCache()
     await this.packer.flush()
     let indexBytes = 0
     if (!this.dryRun) {
@@ -247,15 +294,9 @@ class Archiver {
       } catch {
         return
       }
-      for (const n of names) {
-        const childAbs = Buffer.concat([abs, SLASH, n])
+      for await (const { name: n, abs: childAbs, st: cst } of statEntries(abs, names)) {
         const childRel = rel ? `${rel}/${n.toString()}` : n.toString()
-        let cst: BigIntStats
-        try {
-          cst = await lstat(childAbs, { bigint: true })
-        } catch {
-          continue
-        }
+        if (!cst) continue
         if (this.excluded(childRel, n.toString(), cst.isDirectory(), inner)) continue
         await walk(childAbs, childRel, cst, inner)
       }
@@ -315,13 +356,9 @@ class Archiver {
     names.sort(Buffer.compare)
     const children: Promise<TreeNode | null>[] = []
     let settledUpTo = 0
-    for (const n of names) {
-      const childAbs = Buffer.concat([abs, SLASH, n])
+    for await (const { name: n, abs: childAbs, st, err } of statEntries(abs, names)) {
       const childRel = `${rel}/${n.toString()}`
-      let st: BigIntStats
-      try {
-        st = await lstat(childAbs, { bigint: true })
-      } catch (err) {
+      if (!st) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
           this.warn({ path: childRel, kind: 'vanished', message: 'disappeared before it could be read' })
         } else {
@@ -331,8 +368,16 @@ class Archiver {
       }
       if (this.excluded(childRel, n.toString(), st.isDirectory(), inner)) continue
       if (st.isDirectory()) {
-        // Directories one at a time (bounded memory); the files of a directory in parallel.
-        children.push(Promise.resolve(await this.saveEntry(childAbs, n, rel, st, inner)))
+        if (this.dirsRunning < DIR_CONCURRENCY) {
+          // In parallel while few are running (small directories alone give too little to overlap)...
+          this.dirsRunning++
+          const p = this.saveEntry(childAbs, n, rel, st, inner).finally(() => this.dirsRunning--)
+          p.catch(() => {})
+          children.push(p)
+        } else {
+          // ...otherwise depth first, one at a time, which bounds memory.
+          children.push(Promise.resolve(await this.saveEntry(childAbs, n, rel, st, inner)))
+        }
       } else {
         const p = this.saveEntry(childAbs, n, rel, st, inner)
         p.catch(() => {}) // awaited below; this only keeps an early rejection from being unhandled
@@ -370,14 +415,14 @@ class Archiver {
       this.tick(rel)
       return node
     }
-    let fh: FileHandle
+    let fd: number
     try {
-      fh = await open(abs, fsc.O_RDONLY | (fsc.O_NOATIME ?? 0))
+      fd = await openFd(abs, fsc.O_RDONLY | (fsc.O_NOATIME ?? 0))
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'EPERM') {
         try {
-          fh = await open(abs, fsc.O_RDONLY) // O_NOATIME needs ownership
+          fd = await openFd(abs, fsc.O_RDONLY) // O_NOATIME needs ownership
         } catch (err2) {
           this.warn({ path: rel, kind: 'unreadable', message: (err2 as Error).message })
           return null
@@ -388,8 +433,8 @@ class Archiver {
       }
     }
     try {
-      const r = await this.readFile(fh, rel)
-      const after = await fh.stat({ bigint: true })
+      const r = await this.readFile(fd, rel)
+      const after = await fstatFd(fd)
       node.size = r.size
       node.chunks = r.chunks
       node.blake3 = r.blake3
@@ -397,7 +442,8 @@ class Archiver {
       if (changed) {
         this.warn({ path: rel, kind: 'changed', message: `changed while being read (size ${st.size} → ${after.size}; stored ${r.size} bytes as read)` })
       } else if (!this.dryRun) {
-        this.repo.cache.putFile(st.dev, st.ino, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, blake3: r.blake3, chunks: r.chunks })
+        this.fileCacheBatch.push({ dev: st.dev, ino: st.ino, entry: { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, blake3: r.blake3, chunks: r.chunks } })
+        if (this.fileCacheBatch.length >= 1024) this.flushFileCache()
       }
       this.stats.files++
       this.stats.bytes += r.size
@@ -409,8 +455,14 @@ class Archiver {
       this.warn({ path: rel, kind: 'unreadable', message: `read failed: ${(err as Error).message}` })
       return null
     } finally {
-      await fh.close()
+      await closeFd(fd)
     }
+  }
+
+  /** Writes remembered files to the file-change cache in one transaction. */
+  private flushFileCache(): void {
+    if (this.fileCacheBatch.length === 0) return
+    this.repo.cache.putFiles(this.fileCacheBatch.splice(0))
   }
 
   /**
@@ -418,7 +470,7 @@ class Archiver {
    * buffer straight into the worker slot of the chunk being formed: each byte
    * is copied once and nothing is allocated per chunk.
    */
-  private async readFile(fh: FileHandle, rel: string): Promise<{ size: number; chunks: string[]; blake3: string }> {
+  private async readFile(fd: number, rel: string): Promise<{ size: number; chunks: string[]; blake3: string }> {
     const chunker = new Chunker(this.repo.chunkerParams, this.repo.gear)
     const hasher = new StreamHasher()
     const ids: Promise<string>[] = []
@@ -428,9 +480,18 @@ class Archiver {
     let size = 0
     try {
       for (;;) {
-        const { bytesRead } = await fh.read(readBuf, 0, READ_BYTES, null)
+        const bytesRead = await readFd(fd, readBuf, READ_BYTES)
         if (bytesRead === 0) break
         const view = readBuf.subarray(0, bytesRead)
+        if (size === 0 && bytesRead < READ_BYTES && bytesRead <= this.inlineBytes) {
+          // The whole file in one short read (a short read of a regular file is its end) and smaller
+          // than any chunk: name and encode it here rather than in a worker.
+          size = bytesRead
+          this.progress.bytes += bytesRead
+          const id = this.repo.ids.idHex(view)
+          if (!this.packer.known(id)) await this.packer.add(id, 'data', this.encoder.encode(view))
+          return { size, chunks: [id], blake3: hasher.update(view).digestHex() }
+        }
         hasher.update(view)
         size += bytesRead
         this.progress.bytes += bytesRead
@@ -449,6 +510,7 @@ class Archiver {
           fill += bytesRead - start
         }
         this.tick(rel)
+        if (bytesRead < READ_BYTES) break // a short read of a regular file is its end: save a read
       }
       if (fill > 0) {
         ids.push(this.storeChunk(slot, fill))

@@ -29,13 +29,16 @@ export function deriveKey(context: string, keyMaterial: Uint8Array): Buffer {
  * repository is encrypted, plain BLAKE3 otherwise.
  */
 export class IdHasher {
-  private readonly key: Buffer | null
+  /** One keyed hasher, reset between uses (reset keeps the key): cheaper than a new one per blob. */
+  private readonly keyed: Blake3Hasher | null
   constructor(key: Buffer | null) {
-    this.key = key
+    this.keyed = key ? Blake3Hasher.newKeyed(key) : null
   }
   /** The 32-byte id of `data`. */
   id(data: Uint8Array): Buffer {
-    return this.key ? keyedHash(this.key, data) : blake3(data)
+    if (!this.keyed) return blake3(data)
+    this.keyed.reset()
+    return this.keyed.update(data).digestBuffer()
   }
   /** The id of `data` as hex. */
   idHex(data: Uint8Array): string {

@@ -190,15 +190,19 @@ export class IndexCache {
     }
   }
 
-  /** Remembers a stored file (written asynchronously in batches; durable by the next `flush`). */
-  putFile(dev: bigint, ino: bigint, e: FileCacheEntry): void {
-    const b = Buffer.allocUnsafe(56 + e.chunks.length * 32)
-    b.writeBigUInt64LE(e.size, 0)
-    b.writeBigInt64LE(e.mtimeNs, 8)
-    b.writeBigInt64LE(e.ctimeNs, 16)
-    b.write(e.blake3, 24, 32, 'hex')
-    for (let i = 0; i < e.chunks.length; i++) b.write(e.chunks[i], 56 + i * 32, 32, 'hex')
-    void this.files.put(fileKey(dev, ino), b)
+  /** Remembers stored files, in one transaction. */
+  putFiles(list: readonly { dev: bigint; ino: bigint; entry: FileCacheEntry }[]): void {
+    this.root.transactionSync(() => {
+      for (const { dev, ino, entry: e } of list) {
+        const b = Buffer.allocUnsafe(56 + e.chunks.length * 32)
+        b.writeBigUInt64LE(e.size, 0)
+        b.writeBigInt64LE(e.mtimeNs, 8)
+        b.writeBigInt64LE(e.ctimeNs, 16)
+        b.write(e.blake3, 24, 32, 'hex')
+        for (let i = 0; i < e.chunks.length; i++) b.write(e.chunks[i], 56 + i * 32, 32, 'hex')
+        this.files.putSync(fileKey(dev, ino), b)
+      }
+    })
   }
 
   /** Waits for asynchronous writes to be committed. */
