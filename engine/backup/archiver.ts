@@ -14,6 +14,7 @@ import { encodeTree, type NodeType, type TreeNode } from '../tree/index.js'
 import { ExcludeMatcher, GitignoreScope } from '../filter/index.js'
 import { BlobEncoder } from '../pack/index.js'
 import { Packer } from './packer.js'
+import { SmallFileBatcher } from './small-files.js'
 import { BlobWorkerPool } from './worker-pool.js'
 
 /** Something the backup could not read fully; the snapshot is still written. */
@@ -187,6 +188,7 @@ class Archiver {
   /** File-change cache entries waiting to be written in one transaction. */
   private readonly fileCacheBatch: { dev: bigint; ino: bigint; entry: FileCacheEntry }[] = []
   private readonly encoder: BlobEncoder
+  private readonly small: SmallFileBatcher
   private readonly inlineBytes: number
   private readonly dryRun: boolean
   private readonly level: number
@@ -215,6 +217,7 @@ class Archiver {
     })
     this.packer = new Packer(repo, { dryRun: this.dryRun })
     this.encoder = new BlobEncoder(repo.sealer, this.level)
+    this.small = new SmallFileBatcher({ pool: this.pool, packer: this.packer, level: this.level, limitBytes: repo.chunkerParams.minBytes })
     this.inlineBytes = Math.min(INLINE_BYTES, repo.chunkerParams.minBytes)
   }
 
@@ -324,6 +327,8 @@ class Archiver {
       case 'dir':
         return this.saveDir(absB, node, relPath, scope)
       case 'file':
+        // Small files are batched to the workers and need no read buffer: only large ones take a reader slot.
+        if (st.size < BigInt(this.repo.chunkerParams.minBytes)) return this.saveFile(absB, node, relPath, st)
         return this.fileSem.run(() => this.saveFile(absB, node, relPath, st))
       case 'symlink':
         try {
@@ -415,6 +420,16 @@ class Archiver {
       this.tick(rel)
       return node
     }
+    if (st.size < BigInt(this.repo.chunkerParams.minBytes)) {
+      const r = await this.small.add(abs, Number(st.size), st.mtimeNs)
+      if (r.ok) this.progress.bytes += r.size // (files read here count their bytes as they go)
+      if (r.ok) return this.fileStored(node, rel, st, cached !== undefined, { size: r.size, chunks: [r.id], blake3: r.blake3 }, r.changed, BigInt(r.afterSize))
+      if (r.code !== 'EGREW') {
+        this.warn({ path: rel, kind: r.code === 'ENOENT' ? 'vanished' : 'unreadable', message: r.message })
+        return null
+      }
+      // It grew past the chunker's minimum while we looked: read it the normal way below.
+    }
     let fd: number
     try {
       fd = await openFd(abs, fsc.O_RDONLY | (fsc.O_NOATIME ?? 0))
@@ -435,28 +450,36 @@ class Archiver {
     try {
       const r = await this.readFile(fd, rel)
       const after = await fstatFd(fd)
-      node.size = r.size
-      node.chunks = r.chunks
-      node.blake3 = r.blake3
       const changed = after.size !== st.size || after.mtimeNs !== st.mtimeNs || BigInt(r.size) !== st.size
-      if (changed) {
-        this.warn({ path: rel, kind: 'changed', message: `changed while being read (size ${st.size} → ${after.size}; stored ${r.size} bytes as read)` })
-      } else if (!this.dryRun) {
-        this.fileCacheBatch.push({ dev: st.dev, ino: st.ino, entry: { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, blake3: r.blake3, chunks: r.chunks } })
-        if (this.fileCacheBatch.length >= 1024) this.flushFileCache()
-      }
-      this.stats.files++
-      this.stats.bytes += r.size
-      if (cached) this.stats.changed_files++
-      else this.stats.new_files++
-      this.tick(rel)
-      return node
+      return this.fileStored(node, rel, st, cached !== undefined, r, changed, after.size)
     } catch (err) {
       this.warn({ path: rel, kind: 'unreadable', message: `read failed: ${(err as Error).message}` })
       return null
     } finally {
       await closeFd(fd)
     }
+  }
+
+  /** Records a stored file: its node, the change cache (unless it changed while read), stats. */
+  private fileStored(
+    node: TreeNode, rel: string, st: BigIntStats, wasCached: boolean,
+    r: { size: number; chunks: string[]; blake3: string }, changed: boolean, afterSize: bigint,
+  ): TreeNode {
+    node.size = r.size
+    node.chunks = r.chunks
+    node.blake3 = r.blake3
+    if (changed) {
+      this.warn({ path: rel, kind: 'changed', message: `changed while being read (size ${st.size} → ${afterSize}; stored ${r.size} bytes as read)` })
+    } else if (!this.dryRun) {
+      this.fileCacheBatch.push({ dev: st.dev, ino: st.ino, entry: { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, blake3: r.blake3, chunks: r.chunks } })
+      if (this.fileCacheBatch.length >= 1024) this.flushFileCache()
+    }
+    this.stats.files++
+    this.stats.bytes += r.size
+    if (wasCached) this.stats.changed_files++
+    else this.stats.new_files++
+    this.tick(rel)
+    return node
   }
 
   /** Writes remembered files to the file-change cache in one transaction. */

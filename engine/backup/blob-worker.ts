@@ -1,20 +1,26 @@
 /**
- * Worker thread body: names a chunk (keyed BLAKE3), asks the local cache
- * whether it is stored already, and if not compresses and seals it, writing
- * the sealed bytes back into the same shared slot. See worker-pool.ts.
+ * Worker thread body, for worker-pool.ts. Two kinds of work:
+ * - a chunk in a shared slot: name it (keyed BLAKE3), ask the local cache
+ *   whether it is stored already, and if not compress and seal it in place;
+ * - a batch of small files (each smaller than the chunker's minimum, so one
+ *   chunk each): open, read, check and close them here with synchronous I/O,
+ *   then name, digest, compress and seal each, writing the sealed blobs one
+ *   after the other into the batch's slot.
  */
+import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { AesGcmSealer, PlainSealer } from '../crypto/index.js'
-import { IdHasher } from '../hash/index.js'
+import { IdHasher, hashHex } from '../hash/index.js'
 import { BlobPresence } from '../index/index.js'
 import { BlobEncoder } from '../pack/index.js'
-import type { WorkerInit, WorkerRequest, WorkerResponse } from './worker-pool.js'
+import type { ChunkRequest, FileResult, FilesRequest, WorkerInit, WorkerResponse } from './worker-pool.js'
 
 const init = workerData as WorkerInit
 const sealer = init.encKey ? new AesGcmSealer(Buffer.from(init.encKey)) : new PlainSealer()
 const ids = new IdHasher(init.idKey ? Buffer.from(init.idKey) : null)
 const slots = init.slots.map((s) => Buffer.from(s))
 const encoders = new Map<number, BlobEncoder>()
+let scratch = Buffer.alloc(0)
 let presence: BlobPresence | null = null
 if (init.cachePath) {
   try {
@@ -24,25 +30,85 @@ if (init.cachePath) {
   }
 }
 
-parentPort!.on('message', (req: WorkerRequest) => {
+function encoderFor(level: number): BlobEncoder {
+  let e = encoders.get(level)
+  if (!e) encoders.set(level, (e = new BlobEncoder(sealer, level)))
+  return e
+}
+
+function doChunk(req: ChunkRequest): WorkerResponse {
+  const slot = slots[req.slot]
+  const buf = slot.subarray(0, req.length)
+  const id = ids.id(buf)
+  if (req.checkKnown && presence?.has(id)) return { seq: req.seq, kind: 'chunk', id: id.toString('hex'), known: true }
+  const enc = encoderFor(req.level).encode(buf)
+  if (enc.sealed.length > slot.length) throw new Error(`sealed blob (${enc.sealed.length} bytes) does not fit its slot (${slot.length})`)
+  enc.sealed.copy(slot, 0)
+  return { seq: req.seq, kind: 'chunk', id: id.toString('hex'), known: false, sealedLength: enc.sealed.length, compression: enc.compression, rawLength: enc.rawLength }
+}
+
+/** Reads a whole small file; null when it grew to `limit` bytes or more (the caller then reads it the normal way). */
+function readSmall(path: Buffer, limit: number): { data: Buffer; after: { size: bigint; mtimeNs: bigint } } | null {
+  let fd: number
   try {
-    const slot = slots[req.slot]
-    const buf = slot.subarray(0, req.length)
-    const id = ids.id(buf)
-    if (req.checkKnown && presence?.has(id)) {
-      const res: WorkerResponse = { seq: req.seq, id: id.toString('hex'), known: true }
-      parentPort!.postMessage(res)
-      return
+    fd = openSync(path, fsc.O_RDONLY | (fsc.O_NOATIME ?? 0))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err
+    fd = openSync(path, fsc.O_RDONLY) // O_NOATIME needs ownership
+  }
+  try {
+    if (scratch.length < limit) scratch = Buffer.allocUnsafeSlow(limit)
+    let n = 0
+    for (;;) {
+      const r = readSync(fd, scratch, n, limit - n, null)
+      if (r === 0) break
+      n += r
+      if (n >= limit) return null
     }
-    let encoder = encoders.get(req.level)
-    if (!encoder) encoders.set(req.level, (encoder = new BlobEncoder(sealer, req.level)))
-    const enc = encoder.encode(buf)
-    if (enc.sealed.length > slot.length) throw new Error(`sealed blob (${enc.sealed.length} bytes) does not fit its slot (${slot.length})`)
-    enc.sealed.copy(slot, 0)
-    const res: WorkerResponse = {
-      seq: req.seq, id: id.toString('hex'), known: false, sealedLength: enc.sealed.length, compression: enc.compression, rawLength: enc.rawLength,
+    const st = fstatSync(fd, { bigint: true })
+    return { data: scratch.subarray(0, n), after: { size: st.size, mtimeNs: st.mtimeNs } }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function doFiles(req: FilesRequest): WorkerResponse {
+  const slot = slots[req.slot]
+  let at = 0
+  const results: FileResult[] = []
+  for (const f of req.files) {
+    try {
+      const r = readSmall(Buffer.from(f.path), req.limit)
+      if (!r) {
+        results.push({ ok: false, code: 'EGREW', message: 'grew while being read' })
+        continue
+      }
+      const idBuf = ids.id(r.data)
+      const base = {
+        ok: true as const, id: idBuf.toString('hex'), blake3: hashHex(r.data), size: r.data.length,
+        changed: r.after.size !== BigInt(f.size) || r.after.mtimeNs !== BigInt(f.mtimeNs) || r.data.length !== f.size,
+        afterSize: Number(r.after.size),
+      }
+      if (presence?.has(idBuf)) {
+        results.push({ ...base, known: true })
+        continue
+      }
+      const enc = encoderFor(req.level).encode(r.data)
+      if (at + enc.sealed.length > slot.length) throw new Error('batch does not fit its slot')
+      enc.sealed.copy(slot, at)
+      results.push({ ...base, known: false, sealedOffset: at, sealedLength: enc.sealed.length, compression: enc.compression, rawLength: enc.rawLength })
+      at += enc.sealed.length
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      results.push({ ok: false, code: e.code ?? 'EIO', message: e.message })
     }
-    parentPort!.postMessage(res)
+  }
+  return { seq: req.seq, kind: 'files', results }
+}
+
+parentPort!.on('message', (req: ChunkRequest | FilesRequest) => {
+  try {
+    parentPort!.postMessage(req.kind === 'chunk' ? doChunk(req) : doFiles(req))
   } catch (err) {
     parentPort!.postMessage({ seq: req.seq, error: err instanceof Error ? err.message : String(err) })
   }

@@ -10,7 +10,9 @@ export interface WorkerInit {
   slots: SharedArrayBuffer[]
 }
 
-export interface WorkerRequest {
+/** Name (and unless known, compress and seal in place) the chunk in a slot. */
+export interface ChunkRequest {
+  kind: 'chunk'
   seq: number
   slot: number
   length: number
@@ -18,9 +20,49 @@ export interface WorkerRequest {
   checkKnown: boolean
 }
 
+/** Read and store a batch of small files (each one chunk); sealed blobs go into the slot one after another. */
+export interface FilesRequest {
+  kind: 'files'
+  seq: number
+  slot: number
+  level: number
+  /** Files must be smaller than this; a file that grew to it is answered with code EGREW. */
+  limit: number
+  /** `path` as bytes; `size` and `mtimeNs` as seen by lstat, to detect changes while reading. */
+  files: { path: Uint8Array; size: number; mtimeNs: string }[]
+}
+
+/** What a worker says of one small file. */
+export type FileResult =
+  | {
+      ok: true
+      id: string
+      blake3: string
+      size: number
+      /** Size or mtime differ from the lstat the walker saw, or the bytes read differ from it. */
+      changed: boolean
+      afterSize: number
+      known: true
+    }
+  | {
+      ok: true
+      id: string
+      blake3: string
+      size: number
+      changed: boolean
+      afterSize: number
+      known: false
+      sealedOffset: number
+      sealedLength: number
+      compression: Compression
+      rawLength: number
+    }
+  | { ok: false; code: string; message: string }
+
 export type WorkerResponse =
-  | { seq: number; id: string; known: true }
-  | { seq: number; id: string; known: false; sealedLength: number; compression: Compression; rawLength: number }
+  | { seq: number; kind: 'chunk'; id: string; known: true }
+  | { seq: number; kind: 'chunk'; id: string; known: false; sealedLength: number; compression: Compression; rawLength: number }
+  | { seq: number; kind: 'files'; results: FileResult[] }
 
 /** What the pool returns for one chunk. `sealed` is a view of the slot: copy it before releasing the slot. */
 export type ChunkResult =
@@ -47,7 +89,7 @@ export class BlobWorkerPool {
   private readonly slots: SharedArrayBuffer[]
   private readonly free: number[]
   private readonly slotWaiters: ((slot: number) => void)[] = []
-  private readonly waiting = new Map<number, { resolve: (r: ChunkResult) => void; reject: (e: Error) => void; w: Worker_; slot: number }>()
+  private readonly waiting = new Map<number, { resolve: (r: WorkerResponse) => void; reject: (e: Error) => void; w: Worker_ }>()
   private seq = 0
   private failed: Error | null = null
 
@@ -101,11 +143,18 @@ export class BlobWorkerPool {
     if (!p) return
     this.waiting.delete(m.seq)
     p.w.busy--
-    if ('error' in m) return p.reject(new Error(`blob worker: ${m.error}`))
-    if (m.known) return p.resolve({ id: m.id, known: true })
-    p.resolve({
-      id: m.id, known: false, compression: m.compression, rawLength: m.rawLength,
-      sealed: Buffer.from(this.slots[p.slot], 0, m.sealedLength),
+    if ('error' in m) p.reject(new Error(`blob worker: ${m.error}`))
+    else p.resolve(m)
+  }
+
+  private send(req: ChunkRequest | FilesRequest, weight: number): Promise<WorkerResponse> {
+    if (this.failed) return Promise.reject(this.failed)
+    let w = this.workers[0]
+    for (const x of this.workers) if (x.busy < w.busy) w = x
+    w.busy += weight
+    return new Promise<WorkerResponse>((resolve, reject) => {
+      this.waiting.set(req.seq, { resolve: (r) => { w.busy -= weight - 1; resolve(r) }, reject, w })
+      w.worker.postMessage(req)
     })
   }
 
@@ -113,17 +162,18 @@ export class BlobWorkerPool {
    * Names the chunk in `slot` (its first `length` bytes) and, unless it is
    * already stored (checkKnown), compresses and seals it in place.
    */
-  process(slot: number, length: number, opts: { level: number; checkKnown: boolean }): Promise<ChunkResult> {
-    if (this.failed) return Promise.reject(this.failed)
-    let w = this.workers[0]
-    for (const x of this.workers) if (x.busy < w.busy) w = x
-    w.busy++
-    const seq = ++this.seq
-    return new Promise<ChunkResult>((resolve, reject) => {
-      this.waiting.set(seq, { resolve, reject, w, slot })
-      const req: WorkerRequest = { seq, slot, length, level: opts.level, checkKnown: opts.checkKnown }
-      w.worker.postMessage(req)
-    })
+  async process(slot: number, length: number, opts: { level: number; checkKnown: boolean }): Promise<ChunkResult> {
+    const m = await this.send({ kind: 'chunk', seq: ++this.seq, slot, length, level: opts.level, checkKnown: opts.checkKnown }, 1)
+    if (m.kind !== 'chunk') throw new Error('blob worker answered the wrong request')
+    if (m.known) return { id: m.id, known: true }
+    return { id: m.id, known: false, compression: m.compression, rawLength: m.rawLength, sealed: Buffer.from(this.slots[slot], 0, m.sealedLength) }
+  }
+
+  /** Reads and stores a batch of small files in a worker; sealed blobs are in `slot` at each result's offset. */
+  async processFiles(slot: number, files: FilesRequest['files'], opts: { level: number; limit: number }): Promise<FileResult[]> {
+    const m = await this.send({ kind: 'files', seq: ++this.seq, slot, level: opts.level, limit: opts.limit, files }, Math.max(1, Math.ceil(files.length / 8)))
+    if (m.kind !== 'files') throw new Error('blob worker answered the wrong request')
+    return m.results
   }
 
   async close(): Promise<void> {
