@@ -237,6 +237,13 @@ let snap3 = ''
 /** A full restore of the latest snapshot, made by the exit-codes test. */
 let latestRestored = ''
 
+t.test('the installed command is a launcher that runs the CLI', async (t) => {
+  const r = spawnSync(join(ROOT, 'bin/coldstore'), ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } })
+  t.equal(r.status, 0, r.stderr)
+  t.equal(r.stdout.trim(), JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version)
+  t.equal(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).bin.coldstore, 'bin/coldstore')
+})
+
 t.test('the user flow from a fresh machine', async (t) => {
   makeSource(src)
 

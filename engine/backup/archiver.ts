@@ -78,7 +78,7 @@ const readFd = (fd: number, buf: Buffer, length: number): Promise<number> =>
   new Promise((res, rej) => readCb(fd, buf, 0, length, null, (err, n) => (err ? rej(err) : res(n))))
 const fstatFd = (fd: number): Promise<BigIntStats> =>
   new Promise((res, rej) => fstatCb(fd, { bigint: true }, (err, st) => (err ? rej(err) : res(st))))
-const FILE_CONCURRENCY = 8
+const FILE_CONCURRENCY = 4
 /** Subdirectories walked in parallel (beyond this, one at a time): bounds memory and open directories. */
 const DIR_CONCURRENCY = 8
 const FILE_WINDOW = 256

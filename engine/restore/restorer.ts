@@ -62,7 +62,7 @@ interface Target {
 
 /** Ranges closer than this are read together; bigger reads are split. */
 const COALESCE_GAP = 256 * 1024
-const MAX_READ = 16 * 1024 * 1024
+const MAX_READ = 8 * 1024 * 1024
 const MAX_OPEN_FILES = 128
 
 /**
@@ -236,7 +236,8 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
   }
 
   const packIds = [...byPack.keys()].sort()
-  await forEachLimit(packIds, Math.max(2, repo.remote.properties.maxConnections), async (packId) => {
+  // Four packs at once keep a local disk or a network link busy; each holds at most MAX_READ bytes.
+  await forEachLimit(packIds, Math.min(4, Math.max(2, repo.remote.properties.maxConnections)), async (packId) => {
     const blobs = byPack.get(packId)!.sort((a, b) => a.loc.offset - b.loc.offset)
     // Coalesce neighbouring blobs into one ranged read.
     const groups: (typeof blobs)[] = []
