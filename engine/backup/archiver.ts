@@ -49,6 +49,8 @@ export interface BackupOptions {
   gitignore?: boolean
   dryRun?: boolean
   program: string
+  /** Write an index object every this many uploaded packs (default 64), not only at the end. */
+  indexEveryPacks?: number
   /** Worker threads for hashing/compression (default: number of cores). */
   workers?: number
   onProgress?: (p: BackupProgress) => void
@@ -215,7 +217,7 @@ class Archiver {
       idKey: repo.keys?.idKey ?? null,
       cachePath: repo.cachePath,
     })
-    this.packer = new Packer(repo, { dryRun: this.dryRun })
+    this.packer = new Packer(repo, { dryRun: this.dryRun, indexEveryPacks: o.indexEveryPacks })
     this.encoder = new BlobEncoder(repo.sealer, this.level)
     this.small = new SmallFileBatcher({ pool: this.pool, packer: this.packer, level: this.level, limitBytes: repo.chunkerParams.minBytes })
     this.inlineBytes = Math.min(INLINE_BYTES, repo.chunkerParams.minBytes)
@@ -242,6 +244,7 @@ class Archiver {
   async run(sources: { abs: string; name: Buffer; st: BigIntStats }[], started: number): Promise<BackupResult> {
     // Totals only matter to someone watching progress; the scan costs a second lstat of everything.
     if (this.o.onProgress) void this.scan(sources)
+    const indexBytesBefore = this.repo.indexBytesWritten
     const rootNodes: TreeNode[] = []
     for (const s of sources) {
       const node = await this.saveEntry(s.abs, s.name, '', s.st, GitignoreScope.root())
@@ -252,8 +255,8 @@ class Archiver {
     await this.packer.flush()
     let indexBytes = 0
     if (!this.dryRun) {
-      const name = await this.repo.indexPendingPacks()
-      if (name) indexBytes = (await this.repo.remote.stat(name)).size
+      await this.repo.indexPendingPacks()
+      indexBytes = this.repo.indexBytesWritten - indexBytesBefore
     }
     this.stats.new_chunks = this.packer.blobs
     this.stats.added_bytes = this.packer.packBytes + indexBytes

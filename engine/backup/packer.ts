@@ -2,6 +2,9 @@ import { encodeBlob, trailerSize, PackWriter, type EncodedBlob, type FinishedPac
 import { packKindOf, type Repository } from '../repo/index.js'
 import type { BlobType } from '../types.js'
 
+/** An index object is written every this many uploaded packs (1 GiB with 16 MiB packs). */
+const INDEX_EVERY_PACKS = 64
+
 /**
  * Collects new blobs into data and meta packs and uploads full packs while
  * the backup goes on (at most `maxUploads` at once; `add` waits when that
@@ -15,17 +18,22 @@ export class Packer {
   private readonly maxUploads: number
   private error: unknown = null
   private readonly spare: Buffer[] = []
+  /** Packs uploaded since the last index object; and the index write in progress, if any. */
+  private unindexed = 0
+  private readonly indexEvery: number
+  private indexing: Promise<void> = Promise.resolve()
   /** Ids added in this run (stored or about to be). */
   readonly added = new Set<string>()
   packs = 0
   packBytes = 0
   blobs = 0
 
-  constructor(repo: Repository, opts: { dryRun: boolean; maxUploads?: number }) {
+  constructor(repo: Repository, opts: { dryRun: boolean; maxUploads?: number; indexEveryPacks?: number }) {
     this.repo = repo
     this.dryRun = opts.dryRun
     // Each upload in flight holds a whole pack in memory: two keep the remote busy while the next pack fills.
     this.maxUploads = opts.maxUploads ?? 2
+    this.indexEvery = opts.indexEveryPacks ?? INDEX_EVERY_PACKS
     const target = repo.config.pack_size_bytes
     // Pack buffers are recycled: allocating a fresh 16–64 MiB buffer per pack outpaces the garbage collector.
     const alloc = (n: number): Buffer => {
@@ -93,6 +101,11 @@ export class Packer {
       () => {
         this.uploads.delete(p)
         if (pack.backing && this.spare.length < 2) this.spare.push(pack.backing)
+        if (++this.unindexed >= this.indexEvery) {
+          // Index as we go: after a crash, another host (or a lost cache) finds these packs without a repair.
+          this.unindexed = 0
+          this.indexing = this.indexing.then(() => this.repo.indexPendingPacks()).then(() => {}, (err) => { this.error ??= err })
+        }
       },
       (err) => { this.uploads.delete(p); this.error ??= err },
     )
@@ -104,11 +117,13 @@ export class Packer {
     await this.finish(this.writers.data)
     await this.finish(this.writers.meta)
     await Promise.all(this.uploads)
+    await this.indexing
     if (this.error) throw this.error
   }
 
   /** Waits for uploads in flight (used when aborting). */
   async settle(): Promise<void> {
     await Promise.allSettled(this.uploads)
+    await this.indexing
   }
 }

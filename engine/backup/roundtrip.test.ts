@@ -1,5 +1,5 @@
 import t from 'tap'
-import { readFileSync, statSync } from 'node:fs'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { backup } from './index.js'
 import { restore } from '../restore/index.js'
@@ -37,4 +37,22 @@ t.test('snapshot, restore, verify round trip', async (t) => {
   t.equal(r2.snapshot.stats.unchanged_files, 4)
   t.equal(r2.snapshot.stats.new_chunks, 0)
   t.ok(statSync(join(out, 'src', 'big.bin')).size > 0)
+})
+
+t.test('long backups write index objects as they go', async (t) => {
+  const dir = t.testdir()
+  const src = join(dir, 'src')
+  writeTree(src, { 'a.bin': seededBytes('a', 3_000_000), 'b.bin': seededBytes('b', 3_000_000) })
+  const tr = await makeTestRepo(dir) // 1 MiB packs
+  t.teardown(() => tr.repo.close())
+  const r = await backup(tr.repo, { ...base, paths: [src], indexEveryPacks: 2 })
+  const names = readdirSync(join(tr.repoDir, 'index'))
+  t.ok(names.length >= 2, `${names.length} index objects for ${readdirSync(join(tr.repoDir, 'data')).length} data pack folders`)
+  t.same(tr.repo.cache.pendingPacks(), [], 'nothing left pending')
+  const indexBytes = names.reduce((n, f) => n + statSync(join(tr.repoDir, 'index', f)).size, 0)
+  let packBytes = 0
+  for (const kind of ['data', 'meta']) for (const d of readdirSync(join(tr.repoDir, kind))) for (const f of readdirSync(join(tr.repoDir, kind, d))) packBytes += statSync(join(tr.repoDir, kind, d, f)).size
+  t.equal(r.snapshot.stats.added_bytes, packBytes + indexBytes, 'added_bytes counts every pack and index object written')
+  const v = await verify(tr.repo, { readData: 1 })
+  t.ok(v.ok, JSON.stringify(v.findings))
 })

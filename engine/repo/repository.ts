@@ -61,6 +61,8 @@ export class Repository {
   /** Subkeys (null when unencrypted); handed to worker threads that seal blobs. */
   readonly keys: RepoKeys | null
   readonly cachePath: string
+  /** Bytes of index objects this instance has written (for "added bytes" reports). */
+  indexBytesWritten = 0
 
   private constructor(f: {
     remote: Remote; config: RepoConfig; keys: RepoKeys | null; cache: IndexCache; cachePath: string
@@ -209,6 +211,7 @@ export class Repository {
     const bytes = encodeIndexObject(packs, this.sealer)
     const name = `index/${hashHex(bytes)}`
     await this.remote.put(name, bytes)
+    this.indexBytesWritten += bytes.length
     this.cache.addIndexObject(name, packs)
     return name
   }

@@ -267,6 +267,13 @@ t.test('a flipped byte in a data pack\'s header', async (t) => {
     'the pack is damaged (error); its header too (a warning: the error covers it); every blob still reads')
   // Restore reads blobs by the index, not the pack header: nothing is lost.
   for (const s of snaps) await checkRestore(t, repo, s, join(dir, `out-${s.id.slice(0, 8)}`), new Map())
+  // repair index keeps the pack: its header is unreadable, but the old index object still describes it.
+  const rep = await repairIndex(repo)
+  t.equal(rep.salvaged, 1, 'the pack with the damaged header is salvaged from the old index')
+  t.same(rep.unreadable, [])
+  const after = await verify(repo, { readData: 1 })
+  t.notOk(after.findings.some((f) => f.kind === 'missing_blob' || f.kind === 'unindexed_pack'), 'no blob lost by the repair')
+  for (const s of snaps) await checkRestore(t, repo, s, join(dir, `again-${s.id.slice(0, 8)}`), new Map())
 })
 
 t.test('truncated pack: pack_size_mismatch', async (t) => {

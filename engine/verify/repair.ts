@@ -5,8 +5,10 @@ import type { PackKind } from '../pack/index.js'
 export interface RepairIndexResult {
   packs: number
   blobs: number
-  /** Packs whose header could not be read (left out of the new index). */
+  /** Packs whose header could not be read and that no old index object describes (left out of the new index). */
   unreadable: { packId: string; message: string }[]
+  /** Packs with a damaged header kept because an old index object described them. */
+  salvaged: number
   written: string[]
   removed: string[]
 }
@@ -24,21 +26,38 @@ export async function repairIndex(
   for (const kind of ['data', 'meta'] as const) {
     for await (const obj of repo.remote.list(`${kind}/`)) list.push({ id: obj.name.slice(obj.name.lastIndexOf('/') + 1), kind, size: obj.size })
   }
+  // What the existing index objects say, to salvage packs whose own header is damaged.
+  const old: string[] = []
+  for await (const obj of repo.remote.list('index/')) old.push(obj.name)
+  const known = new Map<string, IndexedPack>()
+  for (const name of old) {
+    try {
+      for (const p of await repo.loadIndexObject(name)) known.set(p.packId, p)
+    } catch {
+      // a damaged index object is what repair is for: use the others
+    }
+  }
   const packs: IndexedPack[] = []
   const unreadable: RepairIndexResult['unreadable'] = []
+  let salvaged = 0
   let done = 0
   await forEachLimit(list, Math.max(2, repo.remote.properties.maxConnections), async (p) => {
     try {
       const entries = await repo.readPackHeader(p.kind, p.id, p.size)
       packs.push({ packId: p.id, kind: p.kind, size: p.size, entries })
     } catch (err) {
-      unreadable.push({ packId: p.id, message: (err as Error).message })
+      const k = known.get(p.id)
+      if (k && k.size === p.size && k.kind === p.kind) {
+        // The header is damaged but an index object still describes the pack (its blobs are checked when read).
+        packs.push(k)
+        salvaged++
+      } else {
+        unreadable.push({ packId: p.id, message: (err as Error).message })
+      }
     }
     o.onProgress?.({ phase: 'packs', done: ++done, total: list.length })
   })
   packs.sort((a, b) => (a.packId < b.packId ? -1 : 1))
-  const old: string[] = []
-  for await (const obj of repo.remote.list('index/')) old.push(obj.name)
   repo.cache.clearIndex()
   const written: string[] = []
   // Index objects of at most 20,000 packs each keep single objects small.
@@ -46,5 +65,5 @@ export async function repairIndex(
   repo.cache.clearPending(packs.map((p) => p.packId))
   const removed = old.filter((n) => !written.includes(n))
   for (const n of removed) await repo.remote.delete(n)
-  return { packs: packs.length, blobs: packs.reduce((n, p) => n + p.entries.length, 0), unreadable, written, removed }
+  return { packs: packs.length, blobs: packs.reduce((n, p) => n + p.entries.length, 0), unreadable, salvaged, written, removed }
 }
