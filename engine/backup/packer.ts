@@ -1,4 +1,4 @@
-import { encodeBlob, trailerSize, PackWriter, type EncodedBlob, type FinishedPack, type PackKind } from '../pack/index.js'
+import { BlobEncoder, trailerSize, PackWriter, type EncodedBlob, type FinishedPack, type PackKind } from '../pack/index.js'
 import { packKindOf, type Repository } from '../repo/index.js'
 import type { BlobType } from '../types.js'
 
@@ -18,6 +18,7 @@ export class Packer {
   private readonly maxUploads: number
   private error: unknown = null
   private readonly spare: Buffer[] = []
+  private readonly encoder: BlobEncoder
   /** Packs uploaded since the last index object; and the index write in progress, if any. */
   private unindexed = 0
   private readonly indexEvery: number
@@ -33,6 +34,7 @@ export class Packer {
     this.dryRun = opts.dryRun
     // Each upload in flight holds a whole pack in memory: two keep the remote busy while the next pack fills.
     this.maxUploads = opts.maxUploads ?? 2
+    this.encoder = new BlobEncoder(repo.sealer, repo.config.compression.level)
     this.indexEvery = opts.indexEveryPacks ?? INDEX_EVERY_PACKS
     const target = repo.config.pack_size_bytes
     // Pack buffers are recycled: allocating a fresh 16–64 MiB buffer per pack outpaces the garbage collector.
@@ -70,7 +72,7 @@ export class Packer {
   /** Encodes (on this thread) and adds a blob given as plaintext: used for trees. */
   async addPlain(type: BlobType, plain: Buffer): Promise<string> {
     const id = this.repo.ids.idHex(plain)
-    if (!this.known(id)) await this.add(id, type, encodeBlob(plain, this.repo.sealer, this.repo.config.compression.level))
+    if (!this.known(id)) await this.add(id, type, this.encoder.encode(plain))
     return id
   }
 

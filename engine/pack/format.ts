@@ -1,4 +1,4 @@
-import { compress, decompress } from 'zstd-napi'
+import { decompress } from 'zstd-napi'
 import { createRequire } from 'node:module'
 import type { Sealer } from '../crypto/index.js'
 import { FormatError, IntegrityError } from '../errors.js'
@@ -39,22 +39,16 @@ export interface EncodedBlob {
 
 /**
  * Compresses (when it pays) and seals a blob's plaintext.
- * `level` 0 disables compression.
+ * `level` 0 disables compression. Hot paths keep a BlobEncoder instead.
  */
 export function encodeBlob(plain: Uint8Array, sealer: Sealer, level: number): EncodedBlob {
-  if (level > 0 && plain.length >= 64) {
-    const c = compress(plain, { compressionLevel: level })
-    if (c.length <= plain.length * KEEP_COMPRESSED_RATIO) {
-      return { sealed: sealer.seal(c), compression: Compression.Zstd, rawLength: plain.length }
-    }
-  }
-  return { sealed: sealer.seal(plain), compression: Compression.None, rawLength: plain.length }
+  return new BlobEncoder(sealer, level).encode(plain)
 }
 
 /**
- * Encodes blobs like `encodeBlob`, reusing one zstd context and one scratch
- * buffer, so that encoding a chunk allocates only the sealed output. For the
- * hot path (worker threads); results equal `encodeBlob`'s.
+ * Compresses (when it pays: to at most 97 % of the input) and seals blobs,
+ * reusing one zstd context and one scratch buffer, so that encoding a blob
+ * allocates only the sealed output.
  */
 export class BlobEncoder {
   private readonly sealer: Sealer
