@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
-import { constants as fsc } from 'node:fs'
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, rm, symlink, utimes, type FileHandle } from 'node:fs/promises'
+import { close as fsClose, constants as fsc, ftruncate as fsFtruncate, open as fsOpen, write as fsWrite } from 'node:fs'
+import { chmod, lchown, link, lstat, lutimes, mkdir, rm, symlink, utimes } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { ExistsError, NotFoundError } from '../errors.js'
 import { ExcludeMatcher } from '../filter/index.js'
@@ -51,8 +51,12 @@ interface PlannedFile {
   node: TreeNode
   remaining: number
   failed: RestoreError | null
-  fh: FileHandle | null
-  opening: Promise<FileHandle> | null
+  fd: number | null
+  opening: Promise<number> | null
+  /** Created on disk already (later opens must not use O_EXCL). */
+  created: boolean
+  /** Writes in flight: the file is not closed under them. */
+  busy: number
 }
 
 interface Target {
@@ -64,6 +68,19 @@ interface Target {
 const COALESCE_GAP = 256 * 1024
 const MAX_READ = 8 * 1024 * 1024
 const MAX_OPEN_FILES = 128
+/** Files written (or metadata set) at once. */
+const WRITE_CONCURRENCY = 32
+
+// Plain file descriptors: the promise API's FileHandle costs more than a small file's write.
+const openFd = promisify(fsOpen)
+const closeFd = promisify(fsClose)
+const ftruncateFd = promisify(fsFtruncate)
+const writeFd = (fd: number, buf: Buffer, position: number): Promise<void> =>
+  new Promise((res, rej) => {
+    const go = (off: number): void =>
+      fsWrite(fd, buf, off, buf.length - off, position + off, (err, n) => (err ? rej(err) : off + n < buf.length ? go(off + n) : res()))
+    go(0)
+  })
 
 /**
  * Restores a snapshot (or part of it) into a directory. Reads packs in
@@ -169,7 +186,7 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
       continue
     }
     if (o.overwrite) await rm(e.dest, { force: true })
-    const f: PlannedFile = { dest: e.dest, rel: e.rel, node: e.node, remaining: 0, failed: null, fh: null, opening: null }
+    const f: PlannedFile = { dest: e.dest, rel: e.rel, node: e.node, remaining: 0, failed: null, fd: null, opening: null, created: false, busy: 0 }
     if (key) firstOfInode.set(key, f)
     files.push(f)
     totalBytes += e.node.size ?? 0
@@ -194,32 +211,38 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
     }
   }
 
-  const open_: PlannedFile[] = []
-  const handle = async (f: PlannedFile): Promise<FileHandle> => {
-    if (f.fh) return f.fh
+  // Open files, least recently opened first; a file in use (busy > 0) is never closed under a write.
+  const openFiles = new Set<PlannedFile>()
+  const handle = async (f: PlannedFile): Promise<number> => {
+    if (f.fd !== null) return f.fd
     if (!f.opening) {
       f.opening = (async () => {
-        while (open_.length >= MAX_OPEN_FILES) {
-          const victim = open_.shift()!
-          const fh = victim.fh
-          victim.fh = null
-          await fh?.close()
+        if (openFiles.size >= MAX_OPEN_FILES) {
+          for (const victim of openFiles) {
+            if (victim.busy > 0 || victim.fd === null) continue
+            openFiles.delete(victim)
+            const fd = victim.fd
+            victim.fd = null
+            await closeFd(fd)
+            break
+          }
         }
-        const created = await exists(f.dest)
-        const fh = await open(f.dest, created ? fsc.O_WRONLY : fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
-        f.fh = fh
-        open_.push(f)
+        // The first open creates the file (nothing is there: clashes were refused, or removed with --overwrite).
+        const fd = await openFd(f.dest, f.created ? fsc.O_WRONLY : fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)
+        f.created = true
+        f.fd = fd
+        openFiles.add(f)
         f.opening = null
-        return fh
+        return fd
       })()
     }
     return f.opening
   }
   const finishFile = async (f: PlannedFile): Promise<void> => {
-    const idx = open_.indexOf(f)
-    if (idx >= 0) open_.splice(idx, 1)
-    await f.fh?.close()
-    f.fh = null
+    openFiles.delete(f)
+    const fd = f.fd
+    f.fd = null
+    if (fd !== null) await closeFd(fd)
   }
 
   let doneFiles = 0
@@ -227,11 +250,31 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
   const progress = (current: string): void => o.onProgress?.({ files: doneFiles, bytes: doneBytes, totalFiles: files.length, totalBytes, current })
 
   // Empty files and files without chunks: create them now.
-  for (const f of files) {
-    if (f.remaining === 0 && !f.failed) {
-      await (await handle(f)).truncate(f.node.size ?? 0)
-      await finishFile(f)
-      doneFiles++
+  await forEachLimit(files.filter((f) => f.remaining === 0 && !f.failed), WRITE_CONCURRENCY, async (f) => {
+    const fd = await handle(f)
+    if ((f.node.size ?? 0) > 0) await ftruncateFd(fd, f.node.size ?? 0)
+    await finishFile(f)
+    doneFiles++
+  })
+
+  /** Writes one blob's plaintext into one target file; closes the file after its last blob. */
+  const writeTarget = async (t: Target, plain: Buffer, zero: boolean): Promise<void> => {
+    const f = t.file
+    if (f.failed) return
+    f.busy++
+    try {
+      if (!(zero && f.node.sparse)) await writeFd(await handle(f), plain, t.offset)
+      doneBytes += plain.length
+      if (--f.remaining === 0) {
+        if (f.node.sparse) await ftruncateFd(await handle(f), f.node.size ?? 0)
+        f.busy--
+        await finishFile(f)
+        f.busy++
+        doneFiles++
+        progress(f.rel)
+      }
+    } finally {
+      f.busy--
     }
   }
 
@@ -257,6 +300,7 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
       } catch (err) {
         readErr = err
       }
+      const writes: { t: Target; plain: Buffer; zero: boolean }[] = []
       for (const b of g) {
         let plain: Buffer | null = null
         let err: unknown = readErr
@@ -274,26 +318,17 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
           if (!plain) {
             f.failed = {
               path: f.rel,
-              message: err instanceof Error ? err.message : String(err),
+              message: err instanceof NotFoundError ? `pack ${packId} is missing` : err instanceof Error ? err.message : String(err),
               blobId: b.id,
               packId,
             }
-            if (err instanceof NotFoundError) f.failed.message = `pack ${packId} is missing`
             continue
           }
-          if (!(zero && f.node.sparse)) {
-            const fh = await handle(f)
-            await fh.write(plain, 0, plain.length, t.offset)
-          }
-          doneBytes += plain.length
-          if (--f.remaining === 0) {
-            if (f.node.sparse) await (await handle(f)).truncate(f.node.size ?? 0)
-            await finishFile(f)
-            doneFiles++
-            progress(f.rel)
-          }
+          writes.push({ t, plain, zero })
         }
       }
+      // Writes of one read go out together: small files are many, and each is open, write, close.
+      await forEachLimit(writes, WRITE_CONCURRENCY, (w) => writeTarget(w.t, w.plain, w.zero))
       progress('')
     }
   })
@@ -342,13 +377,14 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
     }
   }
 
-  // 6. Metadata: owners, modes, times; directories last, deepest first, so writing into them does not change their times.
+  // 6. Metadata: owners, modes, times. Everything but directories first, in parallel (setting a child's
+  // metadata does not touch its directory's mtime); then directories, deepest first, so that a read-only
+  // directory never blocks work below it and writing into a directory does not change its restored time.
   const failed = new Set(files.filter((f) => f.failed).map((f) => f.dest)) // same Buffer objects as entries' dest
-  const ordered = [...entries].sort((a, b) => (a.node.type === 'dir' ? 1 : 0) - (b.node.type === 'dir' ? 1 : 0) || b.dest.length - a.dest.length)
-  for (const e of ordered) {
+  const setMeta = async (e: (typeof entries)[number]): Promise<void> => {
     const n = e.node
-    if (n.type === 'socket' || failed.has(e.dest)) continue
-    if ((n.type === 'chardev' || n.type === 'blockdev') && process.getuid?.() !== 0) continue
+    if (n.type === 'socket' || failed.has(e.dest)) return
+    if ((n.type === 'chardev' || n.type === 'blockdev') && process.getuid?.() !== 0) return
     // utimes takes seconds as a double (~0.24 µs resolution today) and truncates: aim 0.4 µs past the
     // microsecond so that the stored microsecond survives; finer digits cannot be restored through Node.
     const secs = Number(n.mtimeNs / 1000n) / 1e6 + 4e-7
@@ -364,6 +400,17 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') result.errors.push({ path: e.rel, message: `cannot set metadata: ${(err as Error).message}` })
     }
   }
+  await forEachLimit(entries.filter((e) => e.node.type !== 'dir'), WRITE_CONCURRENCY, setMeta)
+  const dirs = entries.filter((e) => e.node.type === 'dir')
+  const depth = (b: Buffer): number => b.reduce((n, c) => n + (c === 0x2f ? 1 : 0), 0)
+  const byDepth = new Map<number, typeof dirs>()
+  for (const d of dirs) {
+    const k = depth(d.dest)
+    const list = byDepth.get(k)
+    if (list) list.push(d)
+    else byDepth.set(k, [d])
+  }
+  for (const k of [...byDepth.keys()].sort((a, b) => b - a)) await forEachLimit(byDepth.get(k)!, WRITE_CONCURRENCY, setMeta)
   return result
 }
 
@@ -372,15 +419,6 @@ function joinBytes(dir: Buffer, name: Buffer): Buffer {
 }
 
 const SLASH = Buffer.from('/')
-
-async function exists(p: Buffer): Promise<boolean> {
-  try {
-    await lstat(p)
-    return true
-  } catch {
-    return false
-  }
-}
 
 function isAllZero(b: Buffer): boolean {
   for (let i = 0; i < b.length; i += 4096) if (b[i] !== 0) return false
