@@ -22,24 +22,15 @@ import { loadSnapshot } from '../snapshot/index.js'
 import { LocalRemote } from '../remote/index.js'
 import { FaultyRemote } from '../remote/wrappers/faulty.js'
 import { Repository } from '../repo/index.js'
-import { makeTestRepo, seededBytes, writeTree } from '../testing/test-repo.js'
+import { makeTestRepo, seededBytes, writeTree, seededRandom } from '../testing/test-repo.js'
 import type { SnapshotStats } from '../snapshot/index.js'
 
 const childScript = fileURLToPath(new URL('../testing/crash-child.ts', import.meta.url))
 // The child runs TypeScript with the loader tap gave this process (tap's ts-node import; TS_NODE_* settings come through the environment).
 const loaderArgs = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a.includes('ts-node') || a.includes('tsx'))
 
-/** Seeded PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Seeded PRNG: the same choices on every run. */
+const rng = seededRandom
 
 /** Seeded incompressible bytes, fast (AES-256-CTR keystream; seededBytes is too slow for tens of MB). */
 function randomData(seed: string, length: number): Buffer {

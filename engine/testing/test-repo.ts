@@ -76,3 +76,15 @@ export function writeTree(root: string, files: Record<string, Buffer | string>):
     writeFileSync(p, content)
   }
 }
+
+/** Seeded PRNG (mulberry32) for reproducible test choices: numbers in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}

@@ -25,19 +25,10 @@ import { LocalRemote } from '../remote/index.js'
 import { Repository } from '../repo/index.js'
 import { encodeBlob, packObjectName, PackWriter, type PackKind } from '../pack/index.js'
 import { hashHex } from '../hash/index.js'
-import { makeTestRepo, seededBytes, seededText, writeTree } from '../testing/test-repo.js'
+import { makeTestRepo, seededBytes, seededText, writeTree, seededRandom } from '../testing/test-repo.js'
 
-/** Small seeded PRNG (mulberry32): the damaged positions are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Seeded PRNG: the same choices on every run. */
+const rng = seededRandom
 
 function flipByte(file: string, pos: number): void {
   const fd = openSync(file, 'r+')
