@@ -12,7 +12,6 @@ import type { FileCacheEntry } from '../index/index.js'
 import { saveSnapshot, type SnapshotDoc, type SnapshotStats } from '../snapshot/index.js'
 import { encodeTree, type NodeType, type TreeNode } from '../tree/index.js'
 import { ExcludeMatcher, GitignoreScope } from '../filter/index.js'
-import { BlobEncoder } from '../pack/index.js'
 import { Packer } from './packer.js'
 import { SmallFileBatcher } from './small-files.js'
 import { BlobWorkerPool } from './worker-pool.js'
@@ -70,8 +69,6 @@ export interface BackupResult {
 }
 
 const READ_BYTES = 1024 * 1024
-/** Files that fit in one chunk this small are encoded on the main thread: cheaper than a worker round trip. */
-const INLINE_BYTES = 64 * 1024
 
 // Plain file descriptors: the promise API's FileHandle costs more than the read itself for small files.
 const openFd = promisify(openCb)
@@ -189,9 +186,7 @@ class Archiver {
   private readonly readBuffers: Buffer[] = []
   /** File-change cache entries waiting to be written in one transaction. */
   private readonly fileCacheBatch: { dev: bigint; ino: bigint; entry: FileCacheEntry }[] = []
-  private readonly encoder: BlobEncoder
   private readonly small: SmallFileBatcher
-  private readonly inlineBytes: number
   private readonly dryRun: boolean
   private readonly level: number
   private readonly warnings: BackupWarning[] = []
@@ -218,9 +213,8 @@ class Archiver {
       cachePath: repo.cachePath,
     })
     this.packer = new Packer(repo, { dryRun: this.dryRun, indexEveryPacks: o.indexEveryPacks })
-    this.encoder = new BlobEncoder(repo.sealer, this.level)
     this.small = new SmallFileBatcher({ pool: this.pool, packer: this.packer, level: this.level, limitBytes: repo.chunkerParams.minBytes })
-    this.inlineBytes = Math.min(INLINE_BYTES, repo.chunkerParams.minBytes)
+
   }
 
   async close(): Promise<void> {
@@ -509,15 +503,6 @@ class Archiver {
         const bytesRead = await readFd(fd, readBuf, READ_BYTES)
         if (bytesRead === 0) break
         const view = readBuf.subarray(0, bytesRead)
-        if (size === 0 && bytesRead < READ_BYTES && bytesRead <= this.inlineBytes) {
-          // The whole file in one short read (a short read of a regular file is its end) and smaller
-          // than any chunk: name and encode it here rather than in a worker.
-          size = bytesRead
-          this.progress.bytes += bytesRead
-          const id = this.repo.ids.idHex(view)
-          if (!this.packer.known(id)) await this.packer.add(id, 'data', this.encoder.encode(view))
-          return { size, chunks: [id], blake3: hasher.update(view).digestHex() }
-        }
         hasher.update(view)
         size += bytesRead
         this.progress.bytes += bytesRead
