@@ -214,7 +214,6 @@ class Archiver {
     })
     this.packer = new Packer(repo, { dryRun: this.dryRun, indexEveryPacks: o.indexEveryPacks })
     this.small = new SmallFileBatcher({ pool: this.pool, packer: this.packer, level: this.level, limitBytes: repo.chunkerParams.minBytes })
-
   }
 
   async close(): Promise<void> {
