@@ -32,31 +32,21 @@ export interface FilesRequest {
   files: { path: Uint8Array; size: number; mtimeNs: string }[]
 }
 
-/** What a worker says of one small file. */
+/** What a worker read of one small file. */
+interface SmallFileRead {
+  ok: true
+  id: string
+  blake3: string
+  size: number
+  /** Size or mtime differ from the lstat the walker saw, or the bytes read differ from it. */
+  changed: boolean
+  afterSize: number
+}
+
+/** What a worker says of one small file: stored already, sealed into the slot, or not readable. */
 export type FileResult =
-  | {
-      ok: true
-      id: string
-      blake3: string
-      size: number
-      /** Size or mtime differ from the lstat the walker saw, or the bytes read differ from it. */
-      changed: boolean
-      afterSize: number
-      known: true
-    }
-  | {
-      ok: true
-      id: string
-      blake3: string
-      size: number
-      changed: boolean
-      afterSize: number
-      known: false
-      sealedOffset: number
-      sealedLength: number
-      compression: Compression
-      rawLength: number
-    }
+  | (SmallFileRead & { known: true })
+  | (SmallFileRead & { known: false; sealedOffset: number; sealedLength: number; compression: Compression; rawLength: number })
   | { ok: false; code: string; message: string }
 
 export type WorkerResponse =
