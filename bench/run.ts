@@ -145,7 +145,8 @@ function defaultColdstore(): string[] {
  */
 function coldstoreNodeArgv(cs: string[], nodeFlags: string[]): { argv: string[]; env: Record<string, string> } | null {
   if (cs.length === 1 && basename(cs[0]) === 'coldstore') {
-    const main = resolve(dirname(cs[0]), '..', 'dist', 'cli', 'main.js')
+    const dist = resolve(dirname(cs[0]), '..', 'dist')
+    const main = existsSync(join(dist, 'bundle', 'coldstore.js')) ? join(dist, 'bundle', 'coldstore.js') : join(dist, 'cli', 'main.js')
     if (!existsSync(main)) return null
     return { argv: [process.execPath, ...nodeFlags, main], env: { MALLOC_MMAP_THRESHOLD_: '524288' } }
   }

@@ -1,6 +1,6 @@
 /**
  * End-to-end tests of the built command line: every test runs
- * `node dist/cli/main.js ...` as a child process with a clean environment,
+ * `node dist/bundle/coldstore.js ...` (what bin/coldstore runs) as a child process with a clean environment,
  * the repository and cache in the test directory, and checks exit codes,
  * stdout/stderr and the files on disk.
  *
@@ -21,7 +21,7 @@ import { blake3 } from '@napi-rs/blake-hash'
 import { seededBytes, seededText, writeTree } from '../engine/testing/test-repo.js'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const CLI = join(ROOT, 'dist', 'cli', 'main.js')
+const CLI = join(ROOT, 'dist', 'bundle', 'coldstore.js')
 const PASSWORD = 'correct horse battery staple'
 const IS_ROOT = process.getuid?.() === 0
 
@@ -42,8 +42,9 @@ function ensureBuilt(): void {
   const built = existsSync(CLI) ? statSync(CLI).mtimeMs : 0
   const src = Math.max(newestSource(join(ROOT, 'cli')), newestSource(join(ROOT, 'engine')))
   if (built >= src) return
-  t.comment(`dist/ is ${built ? 'stale' : 'missing'}: running tsc -p tsconfig.json`)
+  t.comment(`dist/ is ${built ? 'stale' : 'missing'}: running tsc -p tsconfig.json and scripts/bundle.mjs`)
   execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' })
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs')], { cwd: ROOT, stdio: 'inherit' })
 }
 ensureBuilt()
 
