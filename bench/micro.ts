@@ -1,7 +1,9 @@
 /**
- * Micro-benchmark of coldstore's CPU building blocks: the content-defined
- * chunker, BLAKE3 (one-shot and streaming) and zstd (compress at several
- * levels, decompress) on pseudo-random and on text-like compressible data.
+ * Micro-benchmark of coldstore's building blocks: the content-defined
+ * chunker, BLAKE3 (one-shot and streaming), zstd (compress at several
+ * levels, decompress) on pseudo-random and on text-like compressible data,
+ * AES-256-GCM sealing, pack writing to a local repository (streamed, fsync'd),
+ * and the LMDB blob index (inserts, lookups of present and absent ids).
  *
  * This script deliberately imports engine internals (../engine/chunker,
  * ../engine/hash) by relative path: it measures the building blocks in
@@ -12,12 +14,20 @@
  *   default: one JSON line per measurement as it completes, then a table.
  *   --json:  only one JSON document (environment + all results) at the end.
  *
- * MB/s means 10^6 bytes of uncompressed input (or decompressed output) per second.
+ * MB/s means 10^6 bytes of uncompressed input (or decompressed output) per second;
+ * the index benchmarks report operations per second instead.
  */
-import { cpus } from 'node:os'
+import { randomBytes as cryptoRandom } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { compress, decompress } from 'zstd-napi'
 import { Chunker, DEFAULT_CHUNKER_PARAMS, gearTable } from '../engine/chunker/index.js'
+import { AesGcmSealer } from '../engine/crypto/index.js'
 import { hashBytes, StreamHasher } from '../engine/hash/index.js'
+import { BlobPresence, IndexCache } from '../engine/index/index.js'
+import { Compression, PackWriter, packObjectName, type EncodedBlob, type PackEntry } from '../engine/pack/index.js'
+import { LocalRemote } from '../engine/remote/index.js'
 
 const MiB = 1024 * 1024
 
@@ -36,6 +46,9 @@ interface BenchResult {
   /** Chunker only. */
   chunks?: number
   avgChunkBytes?: number
+  /** Index benchmarks: operations per second (bytes and mbps are 0). */
+  opsPerSec?: number
+  ops?: number
 }
 
 const jsonOnly = process.argv.includes('--json')
@@ -198,17 +211,148 @@ function benchZstd(input: 'random' | 'text', data: Uint8Array, level: number, ru
   record({ bench: 'zstd-decompress', input, level, bytes: data.length, runs, bestSeconds: dSeconds, mbps: mbps(data.length, dSeconds), ratio })
 }
 
+/** AES-256-GCM sealing of 1 MiB blobs (what every stored chunk costs after compression). */
+function benchSeal(data: Uint8Array, runs: number): void {
+  const sealer = new AesGcmSealer(cryptoRandom(32))
+  let n = 0
+  const seconds = bestOf(runs, () => {
+    for (let off = 0; off < data.length; off += MiB) n ^= sealer.seal(data.subarray(off, off + MiB)).length
+  })
+  if (n === -1) process.stdout.write('')
+  record({ bench: 'aes-gcm-seal-1MiB', input: 'random', bytes: data.length, runs, bestSeconds: seconds, mbps: mbps(data.length, seconds) })
+}
+
+/**
+ * Pack writing as a backup does it: sealed blobs streamed into 16 MiB packs
+ * of a local repository (positioned writes into a temporary file, BLAKE3 of
+ * the pack, sealed header, fsync, rename). Blobs are pre-sealed so only the
+ * writing is timed; `blobBytes` sets their size (1 MiB chunks, 4 KiB small files).
+ */
+async function benchPackWrite(data: Uint8Array, blobBytes: number, runs: number): Promise<void> {
+  const sealer = new AesGcmSealer(cryptoRandom(32))
+  const blobs: { id: string; blob: EncodedBlob }[] = []
+  for (let off = 0; off < data.length; off += blobBytes) {
+    const plain = data.subarray(off, off + blobBytes)
+    blobs.push({ id: hashBytes(plain).toString('hex'), blob: { sealed: sealer.seal(plain), compression: Compression.None, rawLength: plain.length } })
+  }
+  let best = Number.POSITIVE_INFINITY
+  for (let r = 0; r < runs; r++) {
+    const dir = mkdtempSync(join(tmpdir(), 'coldstore-micro-'))
+    try {
+      const remote = await LocalRemote.open({ path: dir })
+      const t0 = process.hrtime.bigint()
+      const commits: Promise<void>[] = []
+      let w: PackWriter | null = null
+      let object: ReturnType<LocalRemote['createWriter']> | null = null
+      const seal = (): void => {
+        const [pw, o] = [w!, object!]
+        commits.push(pw.finish(sealer).then((p) => o.commit(packObjectName('data', p.id))))
+        w = null
+      }
+      for (const b of blobs) {
+        if (!w) {
+          object = remote.createWriter('data/')
+          w = new PackWriter('data', 16 * MiB, object)
+        }
+        if (w.wouldOverflow(b.blob.sealed.length)) {
+          seal()
+          object = remote.createWriter('data/')
+          w = new PackWriter('data', 16 * MiB, object)
+        }
+        await w.add(b.id, 'data', b.blob)
+        if (w.full) seal()
+      }
+      if (w) seal()
+      await Promise.all(commits)
+      const s = Number(process.hrtime.bigint() - t0) / 1e9
+      if (s < best) best = s
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  const label = blobBytes >= MiB ? `${blobBytes / MiB}MiB` : `${blobBytes / 1024}KiB`
+  record({ bench: `pack-write-local-${label}-blobs`, input: 'random', bytes: data.length, runs, bestSeconds: best, mbps: mbps(data.length, best) })
+}
+
+/**
+ * The LMDB blob index: `count` blobs in packs of 1,000 entries inserted the
+ * way index objects are loaded, then lookups in random order of present ids
+ * (`getBlob`, as restore and verify do), of absent ids (`hasBlob`, as a
+ * backup asks for every new chunk), and from the read-only view the backup
+ * workers use (`BlobPresence.has`).
+ */
+async function benchIndex(count: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'coldstore-micro-'))
+  try {
+    const cache = IndexCache.open(dir, 'bench')
+    const ids: string[] = []
+    const rng = new XorShift32(0x1234567)
+    const hex = (): string => {
+      const b = Buffer.allocUnsafe(32)
+      for (let j = 0; j < 32; j += 4) b.writeUInt32LE(rng.next(), j)
+      return b.toString('hex')
+    }
+    const per = 1000
+    const t0 = process.hrtime.bigint()
+    for (let p = 0; p < count / per; p++) {
+      const entries: PackEntry[] = []
+      for (let i = 0; i < per; i++) {
+        const id = hex()
+        ids.push(id)
+        entries.push({ id, type: 'data', compression: Compression.Zstd, offset: i * 1000, length: 1000, rawLength: 2000 })
+      }
+      cache.addPacks([{ packId: hex(), kind: 'data', size: per * 1000, entries }], { pending: false })
+    }
+    const insert = Number(process.hrtime.bigint() - t0) / 1e9
+    record({ bench: 'lmdb-insert', input: 'random', bytes: 0, runs: 1, bestSeconds: insert, mbps: 0, ops: count, opsPerSec: Math.round(count / insert) })
+    const order = ids.map((_, i) => i)
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = rng.below(i + 1)
+      ;[order[i], order[j]] = [order[j], order[i]]
+    }
+    let found = 0
+    const hit = bestOf(3, () => {
+      found = 0
+      for (const i of order) if (cache.getBlob(ids[i])) found++
+    })
+    if (found !== count) throw new Error(`index lost blobs: ${found} of ${count}`)
+    record({ bench: 'lmdb-getBlob-present', input: 'random', bytes: 0, runs: 3, bestSeconds: hit, mbps: 0, ops: count, opsPerSec: Math.round(count / hit) })
+    const absent = Array.from({ length: 200_000 }, hex)
+    let extra = 0
+    const miss = bestOf(3, () => {
+      extra = 0
+      for (const id of absent) if (cache.hasBlob(id)) extra++
+    })
+    if (extra !== 0) throw new Error('absent ids reported present')
+    record({ bench: 'lmdb-hasBlob-absent', input: 'random', bytes: 0, runs: 3, bestSeconds: miss, mbps: 0, ops: absent.length, opsPerSec: Math.round(absent.length / miss) })
+    const presence = new BlobPresence(join(dir, 'bench'))
+    const keys = order.slice(0, 200_000).map((i) => Buffer.from(ids[i], 'hex'))
+    let seen = 0
+    const view = bestOf(3, () => {
+      seen = 0
+      for (const k of keys) if (presence.has(k)) seen++
+    })
+    if (seen !== keys.length) throw new Error('read-only view lost blobs')
+    record({ bench: 'lmdb-presence-has', input: 'random', bytes: 0, runs: 3, bestSeconds: view, mbps: 0, ops: keys.length, opsPerSec: Math.round(keys.length / view) })
+    await presence.close()
+    await cache.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 function printTable(rows: readonly BenchResult[]): void {
-  const header = ['bench', 'input', 'level', 'MiB', 'MB/s', 'ratio', 'chunks', 'avg chunk']
+  const header = ['bench', 'input', 'level', 'MiB', 'MB/s', 'ratio', 'chunks', 'avg chunk', 'ops/s']
   const lines = rows.map((r) => [
     r.bench,
     r.input,
     r.level === undefined ? '' : String(r.level),
-    String(r.bytes / MiB),
-    String(r.mbps),
+    r.bytes ? String(r.bytes / MiB) : '',
+    r.bytes ? String(r.mbps) : '',
     r.ratio === undefined ? '' : r.ratio.toFixed(2),
     r.chunks === undefined ? '' : String(r.chunks),
     r.avgChunkBytes === undefined ? '' : `${(r.avgChunkBytes / 1024).toFixed(0)} KiB`,
+    r.opsPerSec === undefined ? '' : String(r.opsPerSec),
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
   const fmt = (cells: readonly string[]): string =>
@@ -217,7 +361,7 @@ function printTable(rows: readonly BenchResult[]): void {
   for (const l of lines) process.stdout.write(fmt(l) + '\n')
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const random = randomBytes(256 * MiB, 0x2545f491)
   const text = textBytes(64 * MiB, 0x9e3779b9)
   const random64 = random.subarray(0, 64 * MiB)
@@ -230,6 +374,10 @@ function main(): void {
     // Level 19 is two orders of magnitude slower: 16 MiB, one run.
     benchZstd(name, data.subarray(0, 16 * MiB), 19, 1)
   }
+  benchSeal(random, 3)
+  await benchPackWrite(random, MiB, 3)
+  await benchPackWrite(random.subarray(0, 32 * MiB), 4096, 3)
+  await benchIndex(1_000_000)
 
   if (jsonOnly) {
     const doc = {
@@ -245,4 +393,4 @@ function main(): void {
   }
 }
 
-main()
+await main()

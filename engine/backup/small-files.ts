@@ -72,13 +72,15 @@ export class SmallFileBatcher {
         { level: this.level, limit: this.limit },
       )
       const view = this.pool.slotView(slot)
+      const adds: Promise<boolean>[] = []
       for (let i = 0; i < batch.length; i++) {
         const r = results[i]
         if (r.ok && !r.known && !this.packer.known(r.id)) {
-          // add() copies the sealed bytes before it awaits, so the slot can be reused after this loop.
-          await this.packer.add(r.id, 'data', { sealed: view.subarray(r.sealedOffset, r.sealedOffset + r.sealedLength), compression: r.compression, rawLength: r.rawLength })
+          // Written straight from the slot: it is released only when every add has resolved.
+          adds.push(this.packer.add(r.id, 'data', { sealed: view.subarray(r.sealedOffset, r.sealedOffset + r.sealedLength), compression: r.compression, rawLength: r.rawLength }))
         }
       }
+      await Promise.all(adds)
       for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i])
     } catch (err) {
       for (const p of batch) p.reject(err)

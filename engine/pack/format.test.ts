@@ -1,9 +1,11 @@
 import t from 'tap'
 import { AesGcmSealer, PlainSealer, deriveRepoKeys, parseKeyFile, unwrapMasterKey, wrapMasterKey, TEST_KDF } from '../crypto/index.js'
 import { IntegrityError, KeyError } from '../errors.js'
+import { hashHex } from '../hash/index.js'
+import { seededBytes, seededText } from '../testing/test-repo.js'
 import { decodeIndexObject, encodeIndexObject, decodeIndexBody, encodeIndexBody } from '../index/index.js'
 import { decodeTree, encodeTree, type TreeNode } from '../tree/index.js'
-import { Compression, PACK_ENTRY_BYTES, PackWriter, decodeBlob, decodeTrailer, encodeBlob, encodeEntries, decodeEntries, trailerSize } from './index.js'
+import { Compression, PACK_ENTRY_BYTES, PackWriter, BufferSink, decodeBlob, decodeTrailer, encodeBlob, encodeEntries, decodeEntries, trailerSize } from './index.js'
 
 const sealers = [
   { name: 'aes-256-gcm', sealer: new AesGcmSealer(Buffer.alloc(32, 7)) },
@@ -33,22 +35,31 @@ for (const { name, sealer } of sealers) {
     const e2 = encodeBlob(random, sealer, 3)
     const e3 = encodeBlob(text, sealer, 0)
     t.equal(e3.compression, Compression.None, 'level 0 stores raw')
-    const w = new PackWriter('data', 1 << 20)
-    const ids = ['11'.repeat(32), '22'.repeat(32), '33'.repeat(32)]
-    w.add(ids[0], 'data', e1)
-    w.add(ids[1], 'data', e2)
-    w.add(ids[2], 'data', e3)
+    // Small blobs are gathered and written in batches, large ones directly: the order must hold either way.
+    const small = [seededText('small-a', 3000), seededText('small-b', 5000), Buffer.from('x')]
+    const large = seededBytes('large', 200 * 1024)
+    const blobs = [text, small[0], random, large, small[1], text, small[2]]
+    const encoded = [e1, encodeBlob(small[0], sealer, 3), e2, encodeBlob(large, sealer, 3), encodeBlob(small[1], sealer, 3), e3, encodeBlob(small[2], sealer, 3)]
+    t.ok(encoded[3].sealed.length > 64 * 1024 && encoded[1].sealed.length < 64 * 1024, 'both a small and a large blob')
+    const sink = new BufferSink()
+    const w = new PackWriter('data', 1 << 20, sink)
+    const ids = encoded.map((_, i) => String(i + 1).padStart(2, '0').repeat(32))
+    const adds = encoded.map((e, i) => w.add(ids[i], 'data', e))
+    await Promise.all(adds)
     const projected = w.projectedSize(sealer)
-    const pack = w.finish(sealer)
-    t.equal(pack.bytes.length, projected, 'projected size is exact')
-    t.equal(pack.bytes.length - pack.entries.at(-1)!.offset - pack.entries.at(-1)!.length, trailerSize(3, sealer))
-    const entries = decodeTrailer(pack.bytes, pack.bytes.length, sealer, pack.id)
+    const pack = await w.finish(sealer)
+    const bytes = sink.bytes()
+    t.equal(bytes.length, projected, 'projected size is exact')
+    t.equal(pack.size, bytes.length, 'size is what was written')
+    t.equal(pack.id, hashHex(bytes), 'id is the hash of the bytes written')
+    t.equal(bytes.length - pack.entries.at(-1)!.offset - pack.entries.at(-1)!.length, trailerSize(blobs.length, sealer))
+    const entries = decodeTrailer(bytes, bytes.length, sealer, pack.id)
     t.same(entries, pack.entries, 'header round-trips')
-    for (const [i, want] of [text, random, text].entries()) {
+    for (const [i, want] of blobs.entries()) {
       const e = entries[i]
-      t.same(decodeBlob(pack.bytes.subarray(e.offset, e.offset + e.length), e, sealer), want)
+      t.same(decodeBlob(bytes.subarray(e.offset, e.offset + e.length), e, sealer), want)
     }
-    const trunc = pack.bytes.subarray(0, pack.bytes.length - 10)
+    const trunc = bytes.subarray(0, bytes.length - 10)
     t.throws(() => decodeTrailer(trunc, trunc.length, sealer, pack.id), IntegrityError, 'truncated pack detected')
   })
 

@@ -1,20 +1,24 @@
 import type { Sealer } from '../crypto/index.js'
-import { hashHex } from '../hash/index.js'
+import { StreamHasher } from '../hash/index.js'
 import type { BlobType, PackId } from '../types.js'
 import { encodeTrailer, trailerSize, type EncodedBlob, type PackEntry } from './format.js'
 
-/** A finished pack ready to upload. */
-export interface FinishedPack {
+/** A sealed pack: every byte handed to the sink, which is not yet committed under its name. */
+export interface SealedPack {
   id: PackId
   kind: PackKind
-  bytes: Buffer
+  /** Total size in bytes (blobs and trailer). */
+  size: number
   entries: PackEntry[]
-  /** The buffer `bytes` lives in, for reuse once the pack is uploaded (when the writer was given an allocator). */
-  backing: Buffer | null
 }
 
-/** Gives a writer a buffer of at least `size` bytes (a pool can hand out recycled ones). */
-export type BufferSource = (size: number) => Buffer
+/**
+ * Where a pack's bytes go, in order (a remote's ObjectWriter, or a
+ * `BufferSink`). `data` must stay unchanged until the promise resolves.
+ */
+export interface PackSink {
+  write(data: Uint8Array): Promise<void>
+}
 
 /** Data packs hold file contents; meta packs hold trees. They never mix. */
 export type PackKind = 'data' | 'meta'
@@ -24,27 +28,33 @@ export function packObjectName(kind: PackKind, id: string): string {
   return `${kind}/${id.slice(0, 2)}/${id}`
 }
 
+/** Blobs below this size are gathered and written together (one write call for many small files). */
+const SMALL_BLOB = 64 * 1024
+const GATHER_BYTES = 512 * 1024
+
 /**
- * Accumulates sealed blobs of one kind until `full`, then `finish()`
- * produces the pack bytes (blobs, sealed header, header length).
- *
- * Blobs are copied into one buffer per pack (sized to the target plus room
- * for the trailer, grown only for a blob bigger than the target), so a pack
- * costs one allocation, not one per blob plus a concatenation.
+ * Writes one pack: sealed blobs of one kind, streamed to a sink as they come
+ * (a pack is never held in memory whole), then the sealed header at `finish`.
+ * The pack id (BLAKE3 of all bytes) is hashed along the way. Small blobs are
+ * copied into a gather buffer and written in batches; larger ones are written
+ * from the caller's buffer, so `add`'s promise must be awaited before that
+ * buffer is reused.
  */
 export class PackWriter {
   readonly kind: PackKind
-  private buf: Buffer | null = null
+  private readonly sink: PackSink
+  private readonly targetBytes: number
+  private readonly hasher = new StreamHasher()
   private entries: PackEntry[] = []
   private bytes = 0
-  private readonly targetBytes: number
-  private readonly headroomBytes: number
-  private readonly alloc: BufferSource
-  constructor(kind: PackKind, targetBytes: number, o: { headroomBytes?: number; alloc?: BufferSource } = {}) {
+  private gather: Buffer | null = null
+  private gathered = 0
+  private readonly writes: Promise<void>[] = []
+
+  constructor(kind: PackKind, targetBytes: number, sink: PackSink) {
     this.kind = kind
     this.targetBytes = targetBytes
-    this.headroomBytes = o.headroomBytes ?? 64 * 1024
-    this.alloc = o.alloc ?? ((n) => Buffer.allocUnsafeSlow(n))
+    this.sink = sink
   }
   get count(): number {
     return this.entries.length
@@ -59,41 +69,75 @@ export class PackWriter {
   wouldOverflow(n: number): boolean {
     return this.entries.length > 0 && this.bytes + n > this.targetBytes
   }
-  /** Copies a sealed blob into the pack. */
-  add(id: string, type: BlobType, blob: EncodedBlob): PackEntry {
+
+  /**
+   * Appends a sealed blob. Resolves once its bytes are written, or at once
+   * for a small blob (copied; a failed write of it fails `finish`).
+   */
+  add(id: string, type: BlobType, blob: EncodedBlob): Promise<void> {
     const n = blob.sealed.length
-    const need = this.bytes + n
-    if (!this.buf || need > this.buf.length) {
-      const size = Math.max(need + this.headroomBytes, this.buf ? this.buf.length * 2 : this.targetBytes + this.headroomBytes)
-      const next = this.alloc(size)
-      if (this.buf) this.buf.copy(next, 0, 0, this.bytes)
-      this.buf = next
-    }
-    blob.sealed.copy(this.buf, this.bytes)
-    const e: PackEntry = { id, type, compression: blob.compression, offset: this.bytes, length: n, rawLength: blob.rawLength }
-    this.entries.push(e)
+    this.entries.push({ id, type, compression: blob.compression, offset: this.bytes, length: n, rawLength: blob.rawLength })
     this.bytes += n
-    return e
-  }
-  /** Seals the header and returns the whole pack; the writer is empty afterwards. */
-  finish(sealer: Sealer): FinishedPack {
-    const trailer = encodeTrailer(this.entries, sealer)
-    let bytes: Buffer
-    const data = this.buf ? this.buf.subarray(0, this.bytes) : Buffer.alloc(0)
-    if (this.buf && this.buf.length >= this.bytes + trailer.length) {
-      trailer.copy(this.buf, this.bytes)
-      bytes = this.buf.subarray(0, this.bytes + trailer.length)
-    } else {
-      bytes = Buffer.concat([data, trailer])
+    this.hasher.update(blob.sealed)
+    if (n < SMALL_BLOB) {
+      if (this.gather && this.gathered + n > this.gather.length) this.flushGather()
+      if (!this.gather) {
+        this.gather = Buffer.allocUnsafeSlow(GATHER_BYTES)
+        this.gathered = 0
+      }
+      this.gather.set(blob.sealed, this.gathered)
+      this.gathered += n
+      return Promise.resolve()
     }
-    const out: FinishedPack = { id: hashHex(bytes) as PackId, kind: this.kind, bytes, entries: this.entries, backing: this.buf }
-    this.buf = null
-    this.entries = []
-    this.bytes = 0
-    return out
+    this.flushGather()
+    const p = this.sink.write(blob.sealed)
+    p.catch(() => undefined) // reported to the caller, and by finish
+    this.writes.push(p)
+    return p
   }
+
+  /** Writes the gathered small blobs (in order: before any later write is issued). */
+  private flushGather(): void {
+    if (!this.gather) return
+    const p = this.sink.write(this.gather.subarray(0, this.gathered))
+    p.catch(() => undefined) // reported by finish
+    this.writes.push(p)
+    this.gather = null
+  }
+
+  /**
+   * Writes the sealed header and waits for every write; returns the pack's id
+   * and entries. The caller commits the sink under `packObjectName(kind, id)`.
+   */
+  async finish(sealer: Sealer): Promise<SealedPack> {
+    this.flushGather()
+    const trailer = encodeTrailer(this.entries, sealer)
+    this.hasher.update(trailer)
+    this.writes.push(this.sink.write(trailer))
+    const size = this.bytes + trailer.length
+    const entries = this.entries
+    this.entries = []
+    const writes = this.writes.splice(0)
+    await Promise.all(writes)
+    return { id: this.hasher.digestHex() as PackId, kind: this.kind, size, entries }
+  }
+
   /** Size the pack would have if finished now (exact). */
   projectedSize(sealer: Sealer): number {
     return this.bytes + trailerSize(this.entries.length, sealer)
   }
 }
+
+/** A sink that keeps the pack in memory (tests, fixtures, repair); `bytes()` returns it. */
+export class BufferSink implements PackSink {
+  private readonly chunks: Buffer[] = []
+  async write(data: Uint8Array): Promise<void> {
+    this.chunks.push(Buffer.from(data))
+  }
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks)
+  }
+}
+
+/** A sink that drops the bytes (dry runs count sizes only). */
+export const NULL_SINK: PackSink = { write: async () => {} }

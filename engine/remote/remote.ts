@@ -63,6 +63,14 @@ export interface RemoteProperties {
 export interface Remote {
   readonly properties: RemoteProperties
   put(name: string, data: Uint8Array, options?: PutOptions): Promise<void>
+  /**
+   * Optional: starts an object written in pieces whose name is known only at
+   * the end (a pack is named by the hash of its bytes), so it need not be
+   * held in memory. `dir` is the prefix the final name will start with
+   * (`data/`), where a local remote keeps its temporary file. Remotes
+   * without it get `BufferedObjectWriter` from `createObjectWriter`.
+   */
+  createWriter?(dir: string): ObjectWriter
   get(name: string, range?: ByteRange): Promise<Buffer>
   stat(name: string): Promise<ObjectInfo>
   list(prefix: string): AsyncIterable<ObjectInfo>
@@ -77,4 +85,49 @@ export function assertObjectName(name: string): void {
   if (!NAME.test(name) || name.split('/').some((s) => s === '.' || s === '..')) {
     throw new TypeError(`invalid object name: ${JSON.stringify(name)}`)
   }
+}
+
+/**
+ * An object being written in pieces (`Remote.createWriter`). Nothing is
+ * visible under any name until `commit`, which has `put`'s guarantees
+ * (atomic, durable, read-after-write).
+ */
+export interface ObjectWriter {
+  /**
+   * Appends `data` after everything written before (by call order: writes may
+   * be issued without waiting for earlier ones). The caller must not change
+   * `data` until the promise resolves.
+   */
+  write(data: Uint8Array): Promise<void>
+  /** Waits for every write, then stores the bytes as `name`. The writer is finished afterwards. */
+  commit(name: string): Promise<void>
+  /** Discards what was written (idempotent; also after a failed commit). */
+  abort(): Promise<void>
+}
+
+/** An ObjectWriter for any remote: keeps copies of the pieces and `put`s them at `commit`. */
+export class BufferedObjectWriter implements ObjectWriter {
+  private readonly remote: Remote
+  private chunks: Buffer[] = []
+  private size = 0
+  constructor(remote: Remote) {
+    this.remote = remote
+  }
+  async write(data: Uint8Array): Promise<void> {
+    this.chunks.push(Buffer.from(data))
+    this.size += data.length
+  }
+  async commit(name: string): Promise<void> {
+    const data = Buffer.concat(this.chunks, this.size)
+    this.chunks = []
+    await this.remote.put(name, data)
+  }
+  async abort(): Promise<void> {
+    this.chunks = []
+  }
+}
+
+/** The remote's own writer when it has one, else a BufferedObjectWriter. */
+export function createObjectWriter(remote: Remote, dir: string): ObjectWriter {
+  return remote.createWriter ? remote.createWriter(dir) : new BufferedObjectWriter(remote)
 }

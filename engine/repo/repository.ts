@@ -7,8 +7,8 @@ import {
 import { ConfigError, ExistsError, FormatError, IntegrityError, NotFoundError, PasswordError, KeyError, isNotFound } from '../errors.js'
 import { IdHasher, hashHex } from '../hash/index.js'
 import { IndexCache, decodeIndexObject, encodeIndexObject, type BlobLocation, type IndexedPack } from '../index/index.js'
-import { decodeBlob, decodeTrailer, packObjectName, type FinishedPack, type PackEntry, type PackKind } from '../pack/index.js'
-import type { Remote } from '../remote/index.js'
+import { decodeBlob, decodeTrailer, packObjectName, PackWriter, type SealedPack, type PackEntry, type PackKind } from '../pack/index.js'
+import { createObjectWriter, type ObjectWriter, type Remote } from '../remote/index.js'
 import type { BlobType } from '../types.js'
 import { FORMAT_VERSION, checkPackSize, parseConfig, type RepoConfig } from './config.js'
 
@@ -241,10 +241,16 @@ export class Repository {
     return this.writeIndexObject(present)
   }
 
-  /** Uploads a finished pack (atomic put) and records its blobs in the cache as pending. */
-  async savePack(pack: FinishedPack): Promise<void> {
-    await this.remote.put(packObjectName(pack.kind, pack.id), pack.bytes)
-    this.cache.addPacks([{ packId: pack.id, kind: pack.kind, size: pack.bytes.length, entries: pack.entries }], { pending: true })
+  /** Commits a pack written through `newPackWriter` (atomic, durable) and records its blobs in the cache as pending. */
+  async savePack(object: ObjectWriter, pack: SealedPack): Promise<void> {
+    await object.commit(packObjectName(pack.kind, pack.id))
+    this.cache.addPacks([{ packId: pack.id, kind: pack.kind, size: pack.size, entries: pack.entries }], { pending: true })
+  }
+
+  /** Starts writing a pack of `kind` to the remote: its bytes stream to `object`; `savePack` commits it. */
+  newPackWriter(kind: PackKind): { writer: PackWriter; object: ObjectWriter } {
+    const object = createObjectWriter(this.remote, `${kind}/`)
+    return { writer: new PackWriter(kind, this.config.pack_size_bytes, object), object }
   }
 
   /** Location of a blob, or undefined. */

@@ -70,6 +70,8 @@ const MAX_READ = 8 * 1024 * 1024
 const MAX_OPEN_FILES = 128
 /** Files written (or metadata set) at once. */
 const WRITE_CONCURRENCY = 32
+/** Decoded bytes of one read held before they are written (a compressed 8 MiB read can hold ~30 MiB of text). */
+const WRITE_BATCH_BYTES = 4 * 1024 * 1024
 
 // Plain file descriptors: the promise API's FileHandle costs more than a small file's write.
 const openFd = promisify(fsOpen)
@@ -300,8 +302,15 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
       } catch (err) {
         readErr = err
       }
-      const writes: { t: Target; plain: Buffer; zero: boolean }[] = []
+      let writes: { t: Target; plain: Buffer; zero: boolean }[] = []
+      let pendingBytes = 0
       for (const b of g) {
+        if (pendingBytes >= WRITE_BATCH_BYTES) {
+          // Bounded memory: write what is decoded before decoding more of this read.
+          await forEachLimit(writes, WRITE_CONCURRENCY, (w) => writeTarget(w.t, w.plain, w.zero))
+          writes = []
+          pendingBytes = 0
+        }
         let plain: Buffer | null = null
         let err: unknown = readErr
         if (data) {
@@ -326,6 +335,7 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
           }
           writes.push({ t, plain, zero })
         }
+        if (plain) pendingBytes += plain.length
       }
       // Writes of one read go out together: small files are many, and each is open, write, close.
       await forEachLimit(writes, WRITE_CONCURRENCY, (w) => writeTarget(w.t, w.plain, w.zero))

@@ -10,7 +10,7 @@
 import type { Test } from 'tap'
 import { ExistsError, NotFoundError } from '../errors.js'
 import type { ByteRange, ObjectInfo, Remote } from '../remote/remote.js'
-import { assertObjectName } from '../remote/remote.js'
+import { assertObjectName, createObjectWriter } from '../remote/remote.js'
 
 /**
  * Opens a new, empty remote for one subtest. Register cleanup of anything
@@ -282,5 +282,33 @@ export async function runRemoteSuite(t: Test, makeRemote: MakeRemote): Promise<v
       await rejectsWith(t, remote.delete(name), TypeError, `delete ${label}`)
     }
     t.same(await names(remote, ''), [], 'nothing was written')
+  })
+
+  await t.test('objects written in pieces (createObjectWriter)', async (t) => {
+    const remote = await open(t, makeRemote)
+    const pieces = [bytes(100, 1), bytes(3 * MiB, 2), bytes(1, 3), bytes(700 * 1024, 4), bytes(0, 5), bytes(64 * 1024, 6)]
+    const w = createObjectWriter(remote, 'data/')
+    // Issued without waiting, as the packer does: the order of the calls is the order of the bytes.
+    await Promise.all(pieces.map((p) => w.write(p)))
+    t.same(await names(remote, ''), [], 'nothing is visible before commit')
+    await w.commit('data/ab/whole')
+    t.same(await remote.get('data/ab/whole'), Buffer.concat(pieces), 'the pieces, in order')
+    t.equal((await remote.stat('data/ab/whole')).size, pieces.reduce((n, p) => n + p.length, 0))
+    await w.abort() // after commit: nothing to discard
+    t.ok((await remote.get('data/ab/whole')).length > 0, 'abort after commit keeps the object')
+
+    const dropped = createObjectWriter(remote, 'data/')
+    await dropped.write(bytes(MiB, 7))
+    await dropped.abort()
+    t.same(await names(remote, ''), ['data/ab/whole'], 'an aborted writer leaves nothing')
+
+    const empty = createObjectWriter(remote, 'meta/')
+    await empty.commit('meta/00/empty')
+    t.equal((await remote.stat('meta/00/empty')).size, 0, 'an empty object')
+
+    const bad = createObjectWriter(remote, 'data/')
+    await bad.write(bytes(10, 8))
+    await rejectsWith(t, bad.commit('../escape'), TypeError, 'commit under an invalid name')
+    t.same(await names(remote, ''), ['data/ab/whole', 'meta/00/empty'], 'a failed commit leaves nothing')
   })
 }

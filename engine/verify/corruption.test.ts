@@ -23,7 +23,7 @@ import { listSnapshots, type Snapshot } from '../snapshot/index.js'
 import { TreeReader } from '../tree/index.js'
 import { LocalRemote } from '../remote/index.js'
 import { Repository } from '../repo/index.js'
-import { encodeBlob, packObjectName, PackWriter, type PackKind } from '../pack/index.js'
+import { BufferSink, encodeBlob, packObjectName, PackWriter, type PackKind } from '../pack/index.js'
 import { hashHex } from '../hash/index.js'
 import { makeTestRepo, seededBytes, seededText, writeTree, seededRandom } from '../testing/test-repo.js'
 
@@ -405,11 +405,12 @@ t.test('damaged index object: damaged_index; repair index recovers', async (t) =
 t.test('unindexed pack: a warning, not an error', async (t) => {
   const { repo, repoDir } = await openCopy(t, 'unindexed')
   // A pack as a run killed before writing its index leaves it: uploaded, named by no index object.
-  const w = new PackWriter('data', repo.config.pack_size_bytes)
+  const sink = new BufferSink()
+  const w = new PackWriter('data', repo.config.pack_size_bytes, sink)
   const plain = seededBytes('orphan', 100 * 1024)
-  w.add(repo.ids.idHex(plain), 'data', encodeBlob(plain, repo.sealer, repo.config.compression.level))
-  const pack = w.finish(repo.sealer)
-  await repo.remote.put(packObjectName('data', pack.id), pack.bytes)
+  await w.add(repo.ids.idHex(plain), 'data', encodeBlob(plain, repo.sealer, repo.config.compression.level))
+  const pack = await w.finish(repo.sealer)
+  await repo.remote.put(packObjectName('data', pack.id), sink.bytes())
   t.equal(hashHex(readFileSync(join(repoDir, packObjectName('data', pack.id)))), pack.id)
   for (const readData of [0, 1]) {
     const v = await verify(repo, { readData })

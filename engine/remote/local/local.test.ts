@@ -73,6 +73,26 @@ t.test('an interrupted put leaves only a temporary file, which list skips', asyn
   t.same((await fs.readdir(path.join(dir, 'data'))).sort(), ['.tmp-fresh', 'ab'])
 })
 
+t.test('a writer streams into a temporary file in its directory and renames it at commit', async (t) => {
+  const dir = t.testdir({})
+  const remote = await LocalRemote.open({ path: dir })
+  const w = remote.createWriter('data/')
+  await w.write(Buffer.from('hello '))
+  const temps = (await fs.readdir(path.join(dir, 'data'))).filter((n) => n.startsWith('.tmp-'))
+  t.equal(temps.length, 1, 'the bytes are in a temporary file, not in memory')
+  t.equal(await fs.readFile(path.join(dir, 'data', temps[0]), 'utf8'), 'hello ')
+  await w.write(Buffer.from('world'))
+  await w.commit('data/cd/cd34')
+  t.equal(await fs.readFile(path.join(dir, 'data', 'cd', 'cd34'), 'utf8'), 'hello world')
+  t.same(await fs.readdir(path.join(dir, 'data')), ['cd'], 'the temporary file was renamed')
+
+  const a = remote.createWriter('data/')
+  await a.write(Buffer.alloc(1000))
+  await a.abort()
+  t.same(await fs.readdir(path.join(dir, 'data')), ['cd'], 'abort removes the temporary file')
+  t.throws(() => remote.createWriter('../up/'), TypeError, 'the directory must be below the root')
+})
+
 t.test('list skips files that are not objects', async (t) => {
   const dir = t.testdir({ 'a b': 'x', 'lost+found': { f: 'x' }, data: { ok: 'x', 'bad name': 'x' } })
   const remote = await LocalRemote.open({ path: dir })
