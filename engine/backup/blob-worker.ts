@@ -5,15 +5,17 @@
  * - a batch of small files (each smaller than the chunker's minimum, so one
  *   chunk each): open, read, check and close them here with synchronous I/O,
  *   then name, digest, compress and seal each, writing the sealed blobs one
- *   after the other into the batch's slot.
+ *   after the other into the batch's slot;
+ * - (restore) the blobs of one pack read, copied into a slot: open each,
+ *   decompress it into the slot after the read, and check its id.
  */
 import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { AesGcmSealer, PlainSealer } from '../crypto/index.js'
 import { IdHasher, hashHex } from '../hash/index.js'
 import { BlobPresence } from '../index/index.js'
-import { BlobEncoder } from '../pack/index.js'
-import type { ChunkRequest, FileResult, FilesRequest, WorkerInit, WorkerResponse } from './worker-pool.js'
+import { BlobEncoder, decodeBlobInto, newDecompressionContext } from '../pack/index.js'
+import type { ChunkRequest, DecodeRequest, DecodeResult, FileResult, FilesRequest, WorkerInit, WorkerResponse } from './worker-pool.js'
 
 const init = workerData as WorkerInit
 const sealer = init.encKey ? new AesGcmSealer(Buffer.from(init.encKey)) : new PlainSealer()
@@ -106,9 +108,36 @@ function doFiles(req: FilesRequest): WorkerResponse {
   return { seq: req.seq, kind: 'files', results }
 }
 
-parentPort!.on('message', (req: ChunkRequest | FilesRequest) => {
+let dctx: ReturnType<typeof newDecompressionContext> | null = null
+
+function doDecode(req: DecodeRequest): WorkerResponse {
+  dctx ??= newDecompressionContext()
+  const slot = slots[req.slot]
+  const data = slot.subarray(0, req.dataLength)
+  if (req.outOffset < req.dataLength || req.outOffset + req.blobs.reduce((n, b) => n + b.rawLength, 0) > slot.length) throw new Error('decode request does not fit its slot')
+  const results: DecodeResult[] = []
+  let at = req.outOffset
+  for (const b of req.blobs) {
+    const out = slot.subarray(at, at + b.rawLength)
+    try {
+      decodeBlobInto(data.subarray(b.offset, b.offset + b.length), b, sealer, dctx, out)
+    } catch (err) {
+      results.push({ ok: false, problem: 'damaged', message: err instanceof Error ? err.message : String(err) })
+      continue
+    }
+    if (ids.idHex(out) !== b.id) {
+      results.push({ ok: false, problem: 'mismatch', message: 'content does not match its id' })
+      continue
+    }
+    results.push({ ok: true, offset: at })
+    at += b.rawLength
+  }
+  return { seq: req.seq, kind: 'decode', results }
+}
+
+parentPort!.on('message', (req: ChunkRequest | FilesRequest | DecodeRequest) => {
   try {
-    parentPort!.postMessage(req.kind === 'chunk' ? doChunk(req) : doFiles(req))
+    parentPort!.postMessage(req.kind === 'chunk' ? doChunk(req) : req.kind === 'files' ? doFiles(req) : doDecode(req))
   } catch (err) {
     parentPort!.postMessage({ seq: req.seq, error: err instanceof Error ? err.message : String(err) })
   }

@@ -5,6 +5,7 @@ import { backup } from './index.js'
 import { restore } from '../restore/index.js'
 import { verify } from '../verify/index.js'
 import { findSnapshot } from '../snapshot/index.js'
+import { DEFAULT_CHUNKER_PARAMS } from '../chunker/index.js'
 import { makeTestRepo, seededBytes, seededText, writeTree } from '../testing/test-repo.js'
 
 const base = { hostname: 'h', username: 'u', now: () => new Date(), program: 'test' }
@@ -31,12 +32,40 @@ t.test('snapshot, restore, verify round trip', async (t) => {
   for (const f of ['a.txt', 'big.bin', 'text/log.txt', 'empty']) {
     t.ok(readFileSync(join(out, 'src', f)).equals(readFileSync(join(src, f))), f)
   }
+  // The same with blobs decoded in a worker thread.
+  const out2 = join(dir, 'out-worker')
+  const rw = await restore(tr.repo, { snapshot: snap, target: out2, decodeWorkers: 1 })
+  t.same(rw.errors, [])
+  for (const f of ['a.txt', 'big.bin', 'text/log.txt', 'empty']) {
+    t.ok(readFileSync(join(out2, 'src', f)).equals(readFileSync(join(src, f))), `${f} (worker)`)
+  }
   const v = await verify(tr.repo, { readData: 1 })
   t.ok(v.ok, JSON.stringify(v.findings))
   const r2 = await backup(tr.repo, { ...base, paths: [src] })
   t.equal(r2.snapshot.stats.unchanged_files, 4)
   t.equal(r2.snapshot.stats.new_chunks, 0)
   t.ok(statSync(join(out, 'src', 'big.bin')).size > 0)
+})
+
+t.test('restore with decode workers: chunks too big for a worker slot are decoded on the main thread', async (t) => {
+  const dir = t.testdir()
+  const src = join(dir, 'src')
+  // Zeros never reach a cut point: 8 MiB chunks (the default maximum), bigger than a restore slot's 4 MiB.
+  const zeros = Buffer.alloc(20 * 1024 * 1024)
+  const mixed = Buffer.concat([seededBytes('mixed', 6 * 1024 * 1024), Buffer.alloc(9 * 1024 * 1024, 7), seededText('tail', 3 * 1024 * 1024)])
+  writeTree(src, { 'zeros.bin': zeros, 'mixed.bin': mixed, 'small.txt': 'small\n' })
+  const tr = await makeTestRepo(dir, { chunker: DEFAULT_CHUNKER_PARAMS, packSizeBytes: 16 * 1024 * 1024 })
+  t.teardown(() => tr.repo.close())
+  const r = await backup(tr.repo, { ...base, paths: [src] })
+  const snap = await findSnapshot(tr.repo, r.id!.slice(0, 8))
+  for (const workers of [undefined, 1, 2]) {
+    const out = join(dir, `out-${workers ?? 'auto'}`)
+    const rr = await restore(tr.repo, { snapshot: snap, target: out, decodeWorkers: workers })
+    t.same(rr.errors, [], `decodeWorkers=${workers}: no errors`)
+    t.ok(readFileSync(join(out, 'src', 'zeros.bin')).equals(zeros), `decodeWorkers=${workers}: zeros.bin`)
+    t.ok(readFileSync(join(out, 'src', 'mixed.bin')).equals(mixed), `decodeWorkers=${workers}: mixed.bin`)
+    t.equal(readFileSync(join(out, 'src', 'small.txt'), 'utf8'), 'small\n')
+  }
 })
 
 t.test('long backups write index objects as they go', async (t) => {

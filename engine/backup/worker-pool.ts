@@ -49,7 +49,37 @@ export type FileResult =
   | (SmallFileRead & { known: false; sealedOffset: number; sealedLength: number; compression: Compression; rawLength: number })
   | { ok: false; code: string; message: string }
 
+/** One blob of a pack read, to decode in a worker (restore). */
+export interface DecodeBlob {
+  id: string
+  /** Offset and length of the sealed blob inside the request's `data`. */
+  offset: number
+  length: number
+  compression: Compression
+  rawLength: number
+}
+
+/**
+ * Open, decompress and id-check the blobs of one ranged pack read, which is
+ * in the slot's first `dataLength` bytes; plaintexts go into the slot from
+ * `outOffset` on, one after the other.
+ */
+export interface DecodeRequest {
+  kind: 'decode'
+  seq: number
+  slot: number
+  dataLength: number
+  outOffset: number
+  blobs: DecodeBlob[]
+}
+
+/** Where a decoded blob is in the slot, or why it could not be decoded. */
+export type DecodeResult =
+  | { ok: true; offset: number }
+  | { ok: false; problem: 'damaged' | 'mismatch'; message: string }
+
 export type WorkerResponse =
+  | { seq: number; kind: 'decode'; results: DecodeResult[] }
   | { seq: number; kind: 'chunk'; id: string; known: true }
   | { seq: number; kind: 'chunk'; id: string; known: false; sealedLength: number; compression: Compression; rawLength: number }
   | { seq: number; kind: 'files'; results: FileResult[] }
@@ -137,7 +167,7 @@ export class BlobWorkerPool {
     else p.resolve(m)
   }
 
-  private send(req: ChunkRequest | FilesRequest, weight: number): Promise<WorkerResponse> {
+  private send(req: ChunkRequest | FilesRequest | DecodeRequest, weight: number): Promise<WorkerResponse> {
     if (this.failed) return Promise.reject(this.failed)
     let w = this.workers[0]
     for (const x of this.workers) if (x.busy < w.busy) w = x
@@ -164,6 +194,20 @@ export class BlobWorkerPool {
     const m = await this.send({ kind: 'files', seq: ++this.seq, slot, level: opts.level, limit: opts.limit, files }, Math.max(1, Math.ceil(files.length / 8)))
     if (m.kind !== 'files') throw new Error('blob worker answered the wrong request')
     return m.results
+  }
+
+  /**
+   * Opens, decompresses and id-checks blobs of one pack read in a worker.
+   * The read is in the slot's first `dataLength` bytes; plaintexts are
+   * written into the slot from `outOffset` on. Returns each blob's plaintext
+   * (a view of the slot: use it before releasing the slot) or the reason it
+   * could not be decoded.
+   */
+  async decode(slot: number, dataLength: number, outOffset: number, blobs: DecodeBlob[]): Promise<(Buffer | { problem: 'damaged' | 'mismatch'; message: string })[]> {
+    const bytes = blobs.reduce((n, b) => n + b.length, 0)
+    const m = await this.send({ kind: 'decode', seq: ++this.seq, slot, dataLength, outOffset, blobs }, Math.max(1, Math.ceil(bytes / (4 * 1024 * 1024))))
+    if (m.kind !== 'decode') throw new Error('blob worker answered the wrong request')
+    return m.results.map((r, i) => (r.ok ? Buffer.from(this.slots[slot], r.offset, blobs[i].rawLength) : { problem: r.problem, message: r.message }))
   }
 
   async close(): Promise<void> {

@@ -149,7 +149,16 @@ async function checkRestore(
   t: Test, repo: Repository, s: Snapshot, target: string,
   failing: Map<string, { blobIds?: Set<string>; packId?: string }>,
 ): Promise<void> {
-  const r = await restore(repo, { snapshot: s, target })
+  // Blobs decoded on the main thread and in a worker thread: both must find the same damage.
+  await checkRestoreWith(t, repo, s, target, failing, 0)
+  await checkRestoreWith(t, repo, s, `${target}-worker`, failing, 1)
+}
+
+async function checkRestoreWith(
+  t: Test, repo: Repository, s: Snapshot, target: string,
+  failing: Map<string, { blobIds?: Set<string>; packId?: string }>, decodeWorkers: number,
+): Promise<void> {
+  const r = await restore(repo, { snapshot: s, target, decodeWorkers })
   const byPath = new Map<string, RestoreError>(r.errors.map((e) => [e.path, e]))
   t.same([...byPath.keys()].sort(), [...failing.keys()].sort(), `snapshot ${s.id.slice(0, 8)}: the affected files are reported`)
   for (const [path, want] of failing) {
