@@ -116,9 +116,20 @@ export class BlobWorkerPool {
   constructor(o: { workers: number; slotCount: number; slotBytes: number; encKey: Uint8Array | null; idKey: Uint8Array | null; cachePath: string | null }) {
     this.slots = Array.from({ length: o.slotCount }, () => new SharedArrayBuffer(o.slotBytes))
     this.free = this.slots.map((_, i) => i)
-    const init: WorkerInit = { encKey: o.encKey, idKey: o.idKey, cachePath: o.cachePath, slots: this.slots }
-    for (let i = 0; i < Math.max(1, o.workers); i++) {
-      const worker = new Worker(new URL('./blob-worker.js', import.meta.url), { workerData: init })
+    this.init = { encKey: o.encKey, idKey: o.idKey, cachePath: o.cachePath, slots: this.slots }
+    this.workerCount = Math.max(1, o.workers)
+  }
+
+  private readonly init: WorkerInit
+  private readonly workerCount: number
+
+  /**
+   * Starts the workers, on first use: a backup that finds nothing new (an
+   * unchanged re-run) never pays for starting them (~50 ms of CPU each).
+   */
+  private start(): void {
+    for (let i = 0; i < this.workerCount; i++) {
+      const worker = new Worker(new URL('./blob-worker.js', import.meta.url), { workerData: this.init })
       const w: Worker_ = { worker, busy: 0 }
       worker.on('message', (m: WorkerResponse | { seq: number; error: string }) => this.onMessage(m))
       worker.on('error', (err) => this.fail(err))
@@ -169,6 +180,7 @@ export class BlobWorkerPool {
 
   private send(req: ChunkRequest | FilesRequest | DecodeRequest, weight: number): Promise<WorkerResponse> {
     if (this.failed) return Promise.reject(this.failed)
+    if (this.workers.length === 0) this.start()
     let w = this.workers[0]
     for (const x of this.workers) if (x.busy < w.busy) w = x
     w.busy += weight
