@@ -124,6 +124,7 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
     let nodes: TreeNode[]
     try {
       nodes = await trees.load(treeId)
+      trees.prefetch(nodes)
     } catch (err) {
       // A damaged or missing tree loses what is below it, not the whole restore.
       result.errors.push({ path: relDir || '/', message: `cannot read folder listing: ${(err as Error).message}`, blobId: treeId, packId: (err as { packId?: string }).packId })

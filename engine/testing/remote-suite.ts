@@ -156,8 +156,10 @@ export async function runRemoteSuite(t: Test, makeRemote: MakeRemote): Promise<v
     const remote = await open(t, makeRemote)
     await remote.put('data/ab/x', bytes(10, 10))
     await remote.put('data/ab/y', bytes(10, 11))
+    t.equal((await remote.get('data/ab/x', { offset: 2, length: 4 })).length, 4, 'a ranged read before the delete')
     await remote.delete('data/ab/x')
     await rejectsWith(t, remote.get('data/ab/x'), NotFoundError, 'deleted object is gone')
+    await rejectsWith(t, remote.get('data/ab/x', { offset: 2, length: 4 }), NotFoundError, 'also for ranged reads')
     t.same(await names(remote, ''), ['data/ab/y'], 'list no longer yields it')
     await remote.delete('data/ab/x')
     await remote.delete('never/existed')
@@ -237,6 +239,7 @@ export async function runRemoteSuite(t: Test, makeRemote: MakeRemote): Promise<v
     const remote = await open(t, makeRemote)
     const data = bytes(100, 40)
     await remote.put('data/x', data)
+    t.ok((await remote.get('data/x', { offset: 0, length: 10 })).equals(data.subarray(0, 10)), 'ranged read before the put')
     await remote.put('data/x', data)
     t.ok((await remote.get('data/x')).equals(data), 'same content: resolves, object unchanged')
     const other = bytes(50, 41)
@@ -250,6 +253,8 @@ export async function runRemoteSuite(t: Test, makeRemote: MakeRemote): Promise<v
     )
     const got = await remote.get('data/x')
     t.ok(got.equals(replaced ? other : data), replaced ? 'replaced' : 'kept')
+    // Ranged reads too (a remote may keep files open for them).
+    t.ok((await remote.get('data/x', { offset: 10, length: 20 })).equals((replaced ? other : data).subarray(10, 30)), 'ranged read after the put')
     t.same(await names(remote, ''), ['data/x'])
   })
 

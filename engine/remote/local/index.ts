@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Dirent, Stats } from 'node:fs'
-import { close as closeCb, constants as fsConstants, fsync as fsyncCb, open as openCb, write as writeCb } from 'node:fs'
+import { close as closeCb, constants as fsConstants, fstat as fstatCb, fsync as fsyncCb, open as openCb, read as readCb, write as writeCb } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -152,6 +152,7 @@ export class LocalRemote implements Remote {
         await linkExclusive(temp, target, name)
       } else {
         await fs.rename(temp, target)
+        this.dropRead(name) // a descriptor kept for ranged reads would still read the replaced file
       }
       await fsyncDir(dir)
     } catch (err) {
@@ -181,6 +182,7 @@ export class LocalRemote implements Remote {
     const dir = path.dirname(target)
     await this.ensureDir(dir)
     await fs.rename(temp, target)
+    this.dropRead(name)
     await fsyncDir(dir)
   }
 
@@ -199,29 +201,88 @@ export class LocalRemote implements Remote {
    */
   async get(name: string, range?: ByteRange): Promise<Buffer> {
     assertObjectName(name)
-    if (range !== undefined) assertRange(range)
+    if (range !== undefined) return this.getRange(name, range)
     const file = this.pathOf(name)
     let handle: fs.FileHandle | undefined
     try {
       handle = await fs.open(file, 'r')
       const st = await handle.stat()
       if (!st.isFile()) throw notAnObject(name)
-      if (range === undefined) return await handle.readFile()
-      // Capping by the size keeps a huge `length` (read "to the end") from allocating a huge buffer.
-      const length = Math.max(0, Math.min(range.length, st.size - range.offset))
-      const buf = Buffer.allocUnsafe(length)
-      let filled = 0
-      while (filled < length) {
-        const { bytesRead } = await handle.read(buf, filled, length - filled, range.offset + filled)
-        if (bytesRead === 0) break // the file shrank since fstat; a short read is what the contract allows
-        filled += bytesRead
-      }
-      return filled === length ? buf : buf.subarray(0, filled)
+      return await handle.readFile()
     } catch (err) {
       throw mapError(err, 'get', name)
     } finally {
       await handle?.close().catch(() => undefined)
     }
+  }
+
+  /**
+   * Ranged reads (pack blobs: thousands per restore, listing or browse)
+   * keep their files open: an LRU of READ_FDS descriptors saves an open,
+   * fstat and close per read. Objects never change once written; `delete`
+   * drops a name's descriptor so this process sees the object gone.
+   */
+  private async getRange(name: string, range: ByteRange): Promise<Buffer> {
+    assertRange(range)
+    let entry: OpenForRead | undefined
+    try {
+      entry = await this.acquireRead(name)
+      // Capping by the size keeps a huge `length` (read "to the end") from allocating a huge buffer.
+      const length = Math.max(0, Math.min(range.length, entry.size - range.offset))
+      const buf = Buffer.allocUnsafe(length)
+      let filled = 0
+      while (filled < length) {
+        const n = await readAt(entry.fd, buf, filled, length - filled, range.offset + filled)
+        if (n === 0) break // the file shrank since fstat; a short read is what the contract allows
+        filled += n
+      }
+      return filled === length ? buf : buf.subarray(0, filled)
+    } catch (err) {
+      throw mapError(err, 'get', name)
+    } finally {
+      if (entry) this.releaseRead(entry)
+    }
+  }
+
+  private readonly reads = new Map<string, Promise<OpenForRead>>()
+
+  private async acquireRead(name: string): Promise<OpenForRead> {
+    let p = this.reads.get(name)
+    if (p) {
+      this.reads.delete(name) // re-insert: most recently used last
+      this.reads.set(name, p)
+    } else {
+      p = openForRead(this.pathOf(name), name)
+      this.reads.set(name, p)
+      p.catch(() => this.reads.get(name) === p && this.reads.delete(name))
+      while (this.reads.size > READ_FDS) {
+        const [oldest, q] = this.reads.entries().next().value as [string, Promise<OpenForRead>]
+        this.reads.delete(oldest)
+        void q.then((e) => this.retire(e), () => undefined)
+      }
+    }
+    const e = await p
+    e.refs++
+    return e
+  }
+
+  private releaseRead(e: OpenForRead): void {
+    e.refs--
+    if (e.retired && e.refs === 0) void closeFd(e.fd).catch(() => undefined)
+  }
+
+  /** Closes a descriptor dropped from the cache once no read uses it. */
+  private retire(e: OpenForRead): void {
+    if (e.retired) return
+    e.retired = true
+    if (e.refs === 0) void closeFd(e.fd).catch(() => undefined)
+  }
+
+  private dropRead(name: string): void {
+    const p = this.reads.get(name)
+    if (!p) return
+    this.reads.delete(name)
+    void p.then((e) => this.retire(e), () => undefined)
   }
 
   /**
@@ -269,6 +330,7 @@ export class LocalRemote implements Remote {
    */
   async delete(name: string): Promise<void> {
     assertObjectName(name)
+    this.dropRead(name)
     const file = this.pathOf(name)
     try {
       await fs.unlink(file)
@@ -281,8 +343,10 @@ export class LocalRemote implements Remote {
     }
   }
 
-  /** Nothing to release: every call opens and closes its own file handles. */
-  async close(): Promise<void> {}
+  /** Closes the descriptors kept for ranged reads. */
+  async close(): Promise<void> {
+    for (const name of [...this.reads.keys()]) this.dropRead(name)
+  }
 
   /**
    * Deletes temporary files left by interrupted puts whose modification time
@@ -535,6 +599,35 @@ class LocalObjectWriter implements ObjectWriter {
     await this.closeOnce().catch(() => undefined)
     await fs.rm(this.temp, { force: true }).catch(() => undefined)
   }
+}
+
+/** Ranged reads keep at most this many object files open. */
+const READ_FDS = 32
+
+/** An object file kept open for ranged reads. */
+interface OpenForRead {
+  fd: number
+  size: number
+  /** Reads in progress. */
+  refs: number
+  /** Dropped from the cache: closed when the last read ends. */
+  retired: boolean
+}
+
+async function openForRead(file: string, name: string): Promise<OpenForRead> {
+  const fd = await new Promise<number>((resolve, reject) => openCb(file, fsConstants.O_RDONLY, (err, n) => (err ? reject(err) : resolve(n))))
+  try {
+    const st = await new Promise<Stats>((resolve, reject) => fstatCb(fd, (err, x) => (err ? reject(err) : resolve(x))))
+    if (!st.isFile()) throw notAnObject(name)
+    return { fd, size: st.size, refs: 0, retired: false }
+  } catch (err) {
+    await closeFd(fd).catch(() => undefined)
+    throw err
+  }
+}
+
+function readAt(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => readCb(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))))
 }
 
 /** Writes all of `data` at `position` (retrying short writes). */
