@@ -141,14 +141,14 @@ function defaultColdstore(): string[] {
 /**
  * `node [flags] <main.js>` for the coldstore command, so it can run under
  * --cpu-prof (not allowed in NODE_OPTIONS); the launcher's malloc setting
- * goes into the environment. Null when the command is neither form.
+ * goes into the environment and its V8 flag onto the command line. Null when the command is neither form.
  */
 function coldstoreNodeArgv(cs: string[], nodeFlags: string[]): { argv: string[]; env: Record<string, string> } | null {
   if (cs.length === 1 && basename(cs[0]) === 'coldstore') {
     const dist = resolve(dirname(cs[0]), '..', 'dist')
     const main = existsSync(join(dist, 'bundle', 'coldstore.js')) ? join(dist, 'bundle', 'coldstore.js') : join(dist, 'cli', 'main.js')
     if (!existsSync(main)) return null
-    return { argv: [process.execPath, ...nodeFlags, main], env: { MALLOC_MMAP_THRESHOLD_: '524288' } }
+    return { argv: [process.execPath, '--max-semi-space-size=2', ...nodeFlags, main], env: { MALLOC_MMAP_THRESHOLD_: '524288' } }
   }
   if (/^node(js)?$/.test(basename(cs[0])) || cs[0] === process.execPath) return { argv: [cs[0], ...nodeFlags, ...cs.slice(1)], env: {} }
   return null

@@ -155,6 +155,28 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n')
 }
 
+/**
+ * Writes many lines to stdout without holding them all: lines are gathered
+ * into ~64 KiB writes, and `line` waits while the pipe is full, so listing a
+ * million files needs no more memory than listing a hundred.
+ */
+export class LineWriter {
+  private buf: string[] = []
+  private size = 0
+  async line(s: string): Promise<void> {
+    this.buf.push(s)
+    this.size += s.length + 1
+    if (this.size >= 65536) await this.flush()
+  }
+  async flush(): Promise<void> {
+    if (this.buf.length === 0) return
+    const chunk = this.buf.join('\n') + '\n'
+    this.buf = []
+    this.size = 0
+    if (!process.stdout.write(chunk)) await new Promise<void>((resolve) => process.stdout.once('drain', resolve))
+  }
+}
+
 export function out(line = ''): void {
   process.stdout.write(line + '\n')
 }

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { TreeReader, displayName, findSnapshot, splitPath, type TreeNode } from '../../engine/index.js'
-import { formatBytes, out, parseSnapRef, printJson, withRepo, type GlobalArgs } from '../common.js'
+import { LineWriter, formatBytes, parseSnapRef, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   ref: string
@@ -49,7 +49,23 @@ export const lsCommand: CommandModule<GlobalArgs, Args> = {
       .option('job', { type: 'string', describe: 'with "latest": the latest of this job' }) as never,
   handler: async (a) => {
     const { snap, path } = parseSnapRef(a.ref)
-    const entries: [Buffer, TreeNode][] = []
+    // Entries are printed as the trees are read, never collected: a snapshot of a million files lists in constant memory.
+    // --json prints one array, one entry per line.
+    const w = new LineWriter()
+    let count = 0
+    const emit = async (p: Buffer, n: TreeNode): Promise<void> => {
+      if (a.json) {
+        await w.line((count++ === 0 ? '[' : ',') + JSON.stringify(nodeJson(p, n)))
+        return
+      }
+      const name = displayName(p) + (n.type === 'dir' ? '/' : '') + (n.type === 'symlink' && n.target ? ` -> ${displayName(n.target)}` : '')
+      if (a.long) {
+        const time = new Date(Number(n.mtimeNs / 1000000n)).toISOString().replace('T', ' ').slice(0, 19)
+        await w.line(`${modeString(n)} ${String(n.uid).padStart(5)} ${String(n.gid).padStart(5)} ${(n.size !== undefined ? formatBytes(n.size) : '').padStart(10)}  ${time}  ${name}`)
+      } else {
+        await w.line(name)
+      }
+    }
     await withRepo(a, async (repo) => {
       const s = await findSnapshot(repo, snap, { job: a.job })
       const trees = new TreeReader(repo)
@@ -57,27 +73,14 @@ export const lsCommand: CommandModule<GlobalArgs, Args> = {
       const node = await trees.resolve(s.tree, path)
       const prefix = Buffer.from(parts.map((p) => p.toString('latin1')).join('/'), 'latin1')
       if (node.type !== 'dir') {
-        entries.push([prefix, node])
-        return
-      }
-      if (a.recursive) {
-        for await (const e of trees.walk(node.subtree!, prefix)) entries.push(e)
+        await emit(prefix, node)
+      } else if (a.recursive) {
+        for await (const [p, n] of trees.walk(node.subtree!, prefix)) await emit(p, n)
       } else {
-        for (const n of await trees.load(node.subtree!)) entries.push([prefix.length ? Buffer.concat([prefix, Buffer.from('/'), n.name]) : n.name, n])
+        for (const n of await trees.load(node.subtree!)) await emit(prefix.length ? Buffer.concat([prefix, Buffer.from('/'), n.name]) : n.name, n)
       }
     })
-    if (a.json) {
-      printJson(entries.map(([p, n]) => nodeJson(p, n)))
-      return
-    }
-    for (const [p, n] of entries) {
-      const name = displayName(p) + (n.type === 'dir' ? '/' : '') + (n.type === 'symlink' && n.target ? ` -> ${displayName(n.target)}` : '')
-      if (a.long) {
-        const time = new Date(Number(n.mtimeNs / 1000000n)).toISOString().replace('T', ' ').slice(0, 19)
-        out(`${modeString(n)} ${String(n.uid).padStart(5)} ${String(n.gid).padStart(5)} ${(n.size !== undefined ? formatBytes(n.size) : '').padStart(10)}  ${time}  ${name}`)
-      } else {
-        out(name)
-      }
-    }
+    if (a.json) await w.line(count === 0 ? '[]' : ']')
+    await w.flush()
   },
 }

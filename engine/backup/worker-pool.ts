@@ -129,7 +129,9 @@ export class BlobWorkerPool {
    */
   private start(): void {
     for (let i = 0; i < this.workerCount; i++) {
-      const worker = new Worker(new URL('./blob-worker.js', import.meta.url), { workerData: this.init })
+      // A small young generation: workers allocate little besides Buffers (whose bytes live outside the heap), and
+      // V8's default let each worker's heap grow by ~25 MB over a long backup.
+      const worker = new Worker(new URL('./blob-worker.js', import.meta.url), { workerData: this.init, resourceLimits: { maxYoungGenerationSizeMb: 4 } })
       const w: Worker_ = { worker, busy: 0 }
       worker.on('message', (m: WorkerResponse | { seq: number; error: string }) => this.onMessage(m))
       worker.on('error', (err) => this.fail(err))
