@@ -33,8 +33,13 @@ export class Packer {
   private indexing: Promise<void> = Promise.resolve()
   /** Packs being written or committed, to abort on failure. */
   private readonly unfinished = new Set<ObjectWriter>()
-  /** Ids added in this run (stored or about to be). */
-  readonly added = new Set<string>()
+  /**
+   * Ids added in this run and not yet in the cache's blob table: once a pack
+   * is saved its ids are dropped here (the cache answers for them), so the
+   * set holds only what is in flight, not every new blob of a long run.
+   * A dry run saves nothing and keeps them all.
+   */
+  private readonly added = new Set<string>()
   packs = 0
   packBytes = 0
   blobs = 0
@@ -53,7 +58,8 @@ export class Packer {
   }
 
   /**
-   * Adds an encoded blob unless a blob with this id was added already.
+   * Adds an encoded blob unless a blob with this id was added already in
+   * this run (callers check `known` first: a stored blob is not re-checked).
    * Resolves once its bytes are written: keep `blob.sealed` unchanged until then.
    */
   async add(id: string, type: BlobType, blob: EncodedBlob): Promise<boolean> {
@@ -112,6 +118,7 @@ export class Packer {
       if (!p.object) return
       await this.repo.savePack(p.object, pack)
       this.unfinished.delete(p.object)
+      for (const e of pack.entries) this.added.delete(e.id)
       if (++this.unindexed >= this.indexEvery) {
         // Index as we go: after a crash, another host (or a lost cache) finds these packs without a repair.
         this.unindexed = 0

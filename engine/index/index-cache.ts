@@ -80,7 +80,7 @@ export class IndexCache {
     this.packs = root.openDB({ name: 'packs', encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
     this.pending = root.openDB({ name: 'pending', encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
     this.indexes = root.openDB({ name: 'indexes', encoding: 'string' }) as unknown as Database<string, string>
-    this.files = root.openDB({ name: 'files', encoding: 'binary' }) as unknown as Database<Buffer, Buffer>
+    this.files = root.openDB({ name: FILES_DB, encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
   }
 
   /** Opens (creating) the cache of repository `repoId` under `cacheDir`. */
@@ -88,6 +88,7 @@ export class IndexCache {
     const dir = join(cacheDir, repoId)
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     const root = open({ path: join(dir, 'index.lmdb'), maxDbs: 16, mapSize: MAP_SIZE })
+    dropOldFileTable(root)
     return new IndexCache(root)
   }
 
@@ -224,11 +225,29 @@ export class IndexCache {
  */
 const MAP_SIZE = 2 ** 40
 
+/**
+ * The file-change table. Keys are (device, inode), big-endian: a walk meets
+ * inodes in roughly ascending order (file systems hand them out in creation
+ * order), so inserts append and lookups move forward through the table. With
+ * little-endian keys (the table "files", up to 0.1.0) they landed on random
+ * pages: pages were ~2/3 full, and a 150,000-file backup touched (and kept
+ * mapped, counted in RSS) every page of the table.
+ */
+const FILES_DB = 'files-v2'
+
 function fileKey(dev: bigint, ino: bigint): Buffer {
   const k = Buffer.allocUnsafe(16)
-  k.writeBigUInt64LE(BigInt.asUintN(64, dev), 0)
-  k.writeBigUInt64LE(BigInt.asUintN(64, ino), 8)
+  k.writeBigUInt64BE(BigInt.asUintN(64, dev), 0)
+  k.writeBigUInt64BE(BigInt.asUintN(64, ino), 8)
   return k
+}
+
+/** Drops the little-endian file table of older caches (its entries would never be found again). */
+function dropOldFileTable(root: RootDatabase): void {
+  // The root table's keys are the names of the named tables (a handful).
+  if (![...root.getKeys()].includes('files')) return
+  const old = root.openDB({ name: 'files', encoding: 'binary' })
+  old.dropSync()
 }
 
 function encodeIndexedPack(p: IndexedPack): Buffer {
