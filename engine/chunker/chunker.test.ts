@@ -255,3 +255,33 @@ t.test('params validation', async (t) => {
   }
   t.throws(() => new Chunker(SMALL, new Uint32Array(255)), ConfigError, 'gear table size')
 })
+
+t.test('gear32z-fastcdc: gear[0] is 0 and a run of 32 zero bytes ends a chunk', async (t) => {
+  const z = gearTable(SEED_A, 'gear32z-fastcdc')
+  t.equal(z[0], 0)
+  t.same(Array.from(z.subarray(1)), Array.from(GEAR_A.subarray(1)), 'every other entry as in gear32-fastcdc')
+  t.same(gearTable(SEED_A, 'gear32-fastcdc'), GEAR_A, 'the default table is the first algorithm')
+  // The optimized loop still follows the documented rule with this table.
+  const data = DATA_64.subarray(0, 6 * MiB + 12345)
+  t.same(chunkEnds(SMALL, z, data, [1_000_003]), referenceEnds(SMALL, z, data), 'matches the reference')
+  // A page-structured file: 4 KiB pages of random bytes, each with 1 KiB of zeros in its middle.
+  const pages = Buffer.from(DATA_64.subarray(0, 2 * MiB))
+  for (let p = 0; p < pages.length; p += 4096) pages.fill(0, p + 1024, p + 2048)
+  const ends = chunkEnds(SMALL, z, pages)
+  for (const e of ends.slice(0, -1)) {
+    // Every cut falls inside a zero run: at most 32 zeros after hashing starts (the hash of 32 zeros
+    // is 0), or at once when the minimum ends inside a run (the hash starts at 0 and zeros keep it 0).
+    t.ok(e % 4096 > 1024 && e % 4096 <= 2048, `cut at ${e} is inside a page's zero run`)
+  }
+  t.ok(Math.min(...lengths(ends).slice(0, -1)) > SMALL.minBytes, 'chunks still longer than the minimum')
+  t.ok(Math.max(...lengths(ends).slice(0, -1)) <= SMALL.minBytes + 4096, 'and cut at the first zero run past it')
+  // Rewriting one page changes one chunk (plus at most its neighbour), not a run of them.
+  const edited = Buffer.from(pages)
+  edited.fill(0x55, 300 * 1024 + 100, 300 * 1024 + 900)
+  const before = new Set(chunkHashes(pages, ends))
+  const after = chunkHashes(edited, chunkEnds(SMALL, z, edited))
+  t.ok(after.filter((h) => !before.has(h)).length <= 2, 'one page rewrite: at most two new chunks')
+  // With the first algorithm (SEED_A), zero runs never cut: chunks are cut by the random bytes only.
+  const old = chunkEnds(SMALL, GEAR_A, pages)
+  t.ok(old.slice(0, -1).some((e) => e % 4096 <= 1024 || e % 4096 > 2048), 'gear32-fastcdc cuts elsewhere')
+})

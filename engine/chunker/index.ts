@@ -2,7 +2,7 @@
  * chunker/: content-defined chunking (FastCDC-style Gear hash with normalized
  * chunking) and the seed-derived Gear table. Imports only hash/ and errors.
  */
-export { gearTable, GEAR_SEED_BYTES } from './gear.js'
+export { gearTable, GEAR_SEED_BYTES, CHUNKER_ALGORITHMS, DEFAULT_CHUNKER_ALGORITHM, type ChunkerAlgorithm } from './gear.js'
 export {
   Chunker,
   DEFAULT_CHUNKER_PARAMS,

@@ -1,4 +1,5 @@
 import { ConfigError, FormatError } from '../errors.js'
+import { CHUNKER_ALGORITHMS, type ChunkerAlgorithm } from '../chunker/index.js'
 
 /** Current repository format version (FORMAT.md). Bump when old readers could no longer read new repositories. */
 export const FORMAT_VERSION = 1
@@ -12,7 +13,7 @@ export interface RepoConfig {
   created: string
   encryption: 'aes-256-gcm' | 'none'
   chunker: {
-    algorithm: 'gear32-fastcdc'
+    algorithm: ChunkerAlgorithm
     min_bytes: number
     avg_bytes: number
     max_bytes: number
@@ -40,6 +41,9 @@ export function parseConfig(bytes: Uint8Array): RepoConfig {
   if (!/^[0-9a-f]{64}$/.test(c.id)) throw new FormatError('repository config is damaged: bad id')
   if (c.encryption !== 'aes-256-gcm' && c.encryption !== 'none') throw new FormatError(`unknown encryption ${String(c.encryption)}`)
   if (c.encryption === 'none' && !/^[0-9a-f]{64}$/.test(c.chunker?.seed ?? '')) throw new FormatError('repository config is damaged: unencrypted repository without chunker seed')
+  if (!CHUNKER_ALGORITHMS.includes(c.chunker?.algorithm)) {
+    throw new FormatError(`unknown chunker algorithm ${JSON.stringify(c.chunker?.algorithm)}: the repository was written by a newer coldstore; upgrade coldstore`)
+  }
   if (!(c.pack_size_bytes >= MIN_PACK_BYTES && c.pack_size_bytes <= MAX_PACK_BYTES)) throw new FormatError('repository config is damaged: bad pack size')
   return c
 }

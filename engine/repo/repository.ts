@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { DEFAULT_CHUNKER_PARAMS, gearTable, validateChunkerParams, type ChunkerParams } from '../chunker/index.js'
+import { DEFAULT_CHUNKER_ALGORITHM, DEFAULT_CHUNKER_PARAMS, CHUNKER_ALGORITHMS, gearTable, validateChunkerParams, type ChunkerAlgorithm, type ChunkerParams } from '../chunker/index.js'
 import {
   AesGcmSealer, DEFAULT_KDF, PlainSealer, deriveRepoKeys, parseKeyFile, unwrapMasterKey, wrapMasterKey,
   type KdfParams, type RepoKeys, type Sealer,
@@ -18,6 +18,8 @@ export interface InitOptions {
   password: string | null
   kdf?: KdfParams
   chunker?: ChunkerParams
+  /** Default `gear32z-fastcdc`; `gear32-fastcdc` makes a repository that cuts like those of coldstore 0.1.0. */
+  chunkerAlgorithm?: ChunkerAlgorithm
   packSizeBytes?: number
   compressionLevel?: number
   hostname: string
@@ -75,13 +77,15 @@ export class Repository {
     this.sealer = f.keys ? new AesGcmSealer(f.keys.encKey) : new PlainSealer()
     this.ids = new IdHasher(f.keys ? f.keys.idKey : null)
     this.chunkerParams = { minBytes: f.config.chunker.min_bytes, avgBytes: f.config.chunker.avg_bytes, maxBytes: f.config.chunker.max_bytes }
-    this.gear = gearTable(f.keys ? f.keys.gearSeed : Buffer.from(f.config.chunker.seed ?? '', 'hex'))
+    this.gear = gearTable(f.keys ? f.keys.gearSeed : Buffer.from(f.config.chunker.seed ?? '', 'hex'), f.config.chunker.algorithm)
   }
 
   /** Creates a repository on an empty remote. Fails with ExistsError when one is there already. */
   static async init(remote: Remote, o: InitOptions): Promise<RepoConfig> {
     const chunker = o.chunker ?? DEFAULT_CHUNKER_PARAMS
     validateChunkerParams(chunker)
+    const algorithm = o.chunkerAlgorithm ?? DEFAULT_CHUNKER_ALGORITHM
+    if (!CHUNKER_ALGORITHMS.includes(algorithm)) throw new ConfigError(`unknown chunker algorithm ${algorithm} (known: ${CHUNKER_ALGORITHMS.join(', ')})`)
     const packSizeBytes = o.packSizeBytes ?? DEFAULT_PACK_BYTES
     checkPackSize(packSizeBytes)
     const level = o.compressionLevel ?? 3
@@ -99,7 +103,7 @@ export class Repository {
       created: o.now.toISOString(),
       encryption: o.password === null ? 'none' : 'aes-256-gcm',
       chunker: {
-        algorithm: 'gear32-fastcdc',
+        algorithm,
         min_bytes: chunker.minBytes,
         avg_bytes: chunker.avgBytes,
         max_bytes: chunker.maxBytes,

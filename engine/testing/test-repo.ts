@@ -8,7 +8,7 @@ import { keyedHash } from '../hash/index.js'
 import { TEST_KDF } from '../crypto/index.js'
 import { LocalRemote } from '../remote/index.js'
 import { Repository } from '../repo/index.js'
-import type { ChunkerParams } from '../chunker/index.js'
+import type { ChunkerAlgorithm, ChunkerParams } from '../chunker/index.js'
 
 /** Small chunks so tests exercise many chunks with little data. */
 export const TEST_CHUNKER: ChunkerParams = { minBytes: 16 * 1024, avgBytes: 64 * 1024, maxBytes: 256 * 1024 }
@@ -24,14 +24,14 @@ export interface TestRepo {
 /** Creates and opens a repository in `dir`/repo with its cache in `dir`/cache. */
 export async function makeTestRepo(
   dir: string,
-  o: { password?: string | null; chunker?: ChunkerParams; packSizeBytes?: number } = {},
+  o: { password?: string | null; chunker?: ChunkerParams; chunkerAlgorithm?: ChunkerAlgorithm; packSizeBytes?: number } = {},
 ): Promise<TestRepo> {
   const repoDir = join(dir, 'repo')
   const cacheDir = join(dir, 'cache')
   const password = o.password === undefined ? 'correct horse' : o.password
   const remote = await LocalRemote.open({ path: repoDir, create: true })
   await Repository.init(remote, {
-    password, kdf: TEST_KDF, chunker: o.chunker ?? TEST_CHUNKER, packSizeBytes: o.packSizeBytes ?? 1024 * 1024,
+    password, kdf: TEST_KDF, chunker: o.chunker ?? TEST_CHUNKER, chunkerAlgorithm: o.chunkerAlgorithm, packSizeBytes: o.packSizeBytes ?? 1024 * 1024,
     hostname: 'testhost', username: 'tester', now: new Date('2026-01-01T00:00:00Z'),
   })
   const open = async (): Promise<Repository> => {
