@@ -273,7 +273,7 @@ t.test('the user flow from a fresh machine', async (t) => {
   t.test('snapshot (text), then snapshot --json of the unchanged tree', async (t) => {
     const r1 = await cs.run(['snapshot', src])
     exits(t, r1, 0, 'snapshot')
-    const m = /^snapshot ([0-9a-f]{8}) saved: 8 files, 4 dirs, [\d.]+ MiB\n {2}files: 8 new, 0 changed, 0 unchanged\n {2}added [\d.]+ MiB to the repository \(\d+ new blobs\) in [\d.]+ s\n$/.exec(r1.stdout)
+    const m = /^snapshot ([0-9a-f]{8}) saved: 8 files, 4 dirs, [\d.]+ MiB\n {2}files: 8 new, 0 changed, 0 unchanged\n {2}added [\d.]+ MiB to the repository \([\d.]+ MiB data, [\d.]+ KiB trees, [\d.]+ (?:B|KiB) index\), \d+ new blobs, in [\d.]+ s\n$/.exec(r1.stdout)
     t.ok(m, 'text summary', { stdout: r1.stdout })
     const snaps = readdirSync(join(repoDir, 'snapshots'))
     t.equal(snaps.length, 1, 'one snapshot object')

@@ -68,7 +68,10 @@ export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
     } else {
       out(`${result.dryRun ? 'dry run: would store' : `snapshot ${result.id!.slice(0, 8)} saved:`} ${s.files} files, ${s.dirs} dirs, ${formatBytes(s.bytes)}`)
       out(`  files: ${s.new_files} new, ${s.changed_files} changed, ${s.unchanged_files} unchanged`)
-      out(`  ${result.dryRun ? 'would add' : 'added'} ${formatBytes(s.added_bytes)} to the repository (${s.new_chunks} new blobs) in ${s.duration_s.toFixed(2)} s`)
+      const split = s.added_data_bytes !== undefined && s.added_meta_bytes !== undefined && s.added_bytes > 0
+        ? ` (${formatBytes(s.added_data_bytes)} data, ${formatBytes(s.added_meta_bytes)} trees, ${formatBytes(s.added_bytes - s.added_data_bytes - s.added_meta_bytes)} index)`
+        : ''
+      out(`  ${result.dryRun ? 'would add' : 'added'} ${formatBytes(s.added_bytes)} to the repository${split}, ${s.new_chunks} new blobs, in ${s.duration_s.toFixed(2)} s`)
       if (failed.length) out(`  ${failed.length} entries could not be read (see warnings above)`)
     }
     if (failed.length) process.exitCode = EXIT.partial

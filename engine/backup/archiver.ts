@@ -191,7 +191,8 @@ class Archiver {
   private readonly level: number
   private readonly warnings: BackupWarning[] = []
   private readonly stats: SnapshotStats = {
-    files: 0, dirs: 0, bytes: 0, new_files: 0, changed_files: 0, unchanged_files: 0, new_chunks: 0, added_bytes: 0, duration_s: 0,
+    files: 0, dirs: 0, bytes: 0, new_files: 0, changed_files: 0, unchanged_files: 0, new_chunks: 0, added_bytes: 0,
+    added_data_bytes: 0, added_meta_bytes: 0, duration_s: 0,
   }
   private readonly progress: BackupProgress = { files: 0, dirs: 0, bytes: 0, totalFiles: null, totalBytes: null, current: '' }
   private lastProgress = 0
@@ -253,6 +254,8 @@ class Archiver {
     }
     this.stats.new_chunks = this.packer.blobs
     this.stats.added_bytes = this.packer.packBytes + indexBytes
+    this.stats.added_data_bytes = this.packer.packBytesByKind.data
+    this.stats.added_meta_bytes = this.packer.packBytesByKind.meta
     this.stats.duration_s = Math.round((Date.now() - started) / 10) / 100
     this.tick('', true)
     const doc: SnapshotDoc = {

@@ -42,6 +42,8 @@ export class Packer {
   private readonly added = new Set<string>()
   packs = 0
   packBytes = 0
+  /** Of packBytes, per kind of pack. */
+  readonly packBytesByKind: Record<PackKind, number> = { data: 0, meta: 0 }
   blobs = 0
 
   constructor(repo: Repository, opts: { dryRun: boolean; maxUploads?: number; indexEveryPacks?: number }) {
@@ -115,6 +117,7 @@ export class Packer {
     const u: Promise<void> = (async () => {
       const pack = await p.writer.finish(this.repo.sealer)
       this.packBytes += pack.size
+      this.packBytesByKind[kind] += pack.size
       if (!p.object) return
       await this.repo.savePack(p.object, pack)
       this.unfinished.delete(p.object)

@@ -50,13 +50,16 @@ t.test('snapshot, restore, verify round trip', async (t) => {
 t.test('restore with decode workers: chunks too big for a worker slot are decoded on the main thread', async (t) => {
   const dir = t.testdir()
   const src = join(dir, 'src')
-  // Zeros never reach a cut point: 8 MiB chunks (the default maximum), bigger than a restore slot's 4 MiB.
+  // With the first chunker (gear32-fastcdc, whose gear[0] is not 0) zeros never reach a cut point:
+  // 8 MiB chunks (the default maximum), bigger than a restore slot's 4 MiB.
   const zeros = Buffer.alloc(20 * 1024 * 1024)
   const mixed = Buffer.concat([seededBytes('mixed', 6 * 1024 * 1024), Buffer.alloc(9 * 1024 * 1024, 7), seededText('tail', 3 * 1024 * 1024)])
   writeTree(src, { 'zeros.bin': zeros, 'mixed.bin': mixed, 'small.txt': 'small\n' })
-  const tr = await makeTestRepo(dir, { chunker: DEFAULT_CHUNKER_PARAMS, packSizeBytes: 16 * 1024 * 1024 })
+  const tr = await makeTestRepo(dir, { chunker: DEFAULT_CHUNKER_PARAMS, chunkerAlgorithm: 'gear32-fastcdc', packSizeBytes: 16 * 1024 * 1024 })
   t.teardown(() => tr.repo.close())
   const r = await backup(tr.repo, { ...base, paths: [src] })
+  const big = [...(await tr.repo.cache.allBlobs())].filter(([, l]) => l.type === 'data' && l.rawLength > 4 * 1024 * 1024)
+  t.ok(big.length >= 2, `${big.length} chunks bigger than a restore slot`)
   const snap = await findSnapshot(tr.repo, r.id!.slice(0, 8))
   for (const workers of [undefined, 1, 2]) {
     const out = join(dir, `out-${workers ?? 'auto'}`)
@@ -82,6 +85,9 @@ t.test('long backups write index objects as they go', async (t) => {
   let packBytes = 0
   for (const kind of ['data', 'meta']) for (const d of readdirSync(join(tr.repoDir, kind))) for (const f of readdirSync(join(tr.repoDir, kind, d))) packBytes += statSync(join(tr.repoDir, kind, d, f)).size
   t.equal(r.snapshot.stats.added_bytes, packBytes + indexBytes, 'added_bytes counts every pack and index object written')
+  const kindBytes = (kind: string): number => readdirSync(join(tr.repoDir, kind)).reduce((n, d) => n + readdirSync(join(tr.repoDir, kind, d)).reduce((m, f) => m + statSync(join(tr.repoDir, kind, d, f)).size, 0), 0)
+  t.equal(r.snapshot.stats.added_data_bytes, kindBytes('data'), 'added_data_bytes: the data packs')
+  t.equal(r.snapshot.stats.added_meta_bytes, kindBytes('meta'), 'added_meta_bytes: the tree packs')
   const v = await verify(tr.repo, { readData: 1 })
   t.ok(v.ok, JSON.stringify(v.findings))
 })

@@ -13,6 +13,9 @@ export interface SnapshotStats {
   new_chunks: number
   /** Bytes actually written to the repository (packs, index objects and the snapshot's trees). */
   added_bytes: number
+  /** Of `added_bytes`: data packs (file contents) and metadata packs (trees); the rest is index objects. Absent in snapshots made before 2026-11-22. */
+  added_data_bytes?: number
+  added_meta_bytes?: number
   duration_s: number
 }
 
