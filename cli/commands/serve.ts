@@ -93,7 +93,8 @@ function mountHelp(url: string, authNote: string): string {
   const ssl = u.protocol === 'https:' ? '@SSL' : ''
   return [
     `  browser:  ${url}`,
-    `  Linux:    GNOME Files / Dolphin: Other Locations → Connect to Server: ${u.protocol === 'https:' ? 'davs' : 'dav'}://${u.host}/`,
+    `  Linux:    GNOME Files: Other Locations → Connect to Server: ${u.protocol === 'https:' ? 'davs' : 'dav'}://${u.host}/`,
+    `            Dolphin: ${u.protocol === 'https:' ? 'webdavs' : 'webdav'}://${u.host}/`,
     `            davfs2: sudo mount -t davfs -o ro ${url} /mnt/coldstore`,
     `            rclone: rclone lsf :webdav: --webdav-url ${url}`,
     `  macOS:    Finder → Go → Connect to Server (⌘K): ${url}`,
