@@ -99,6 +99,23 @@ async function pumpRange(res: ServerResponse, file: VfsFile, r: ByteRange): Prom
   return true
 }
 
+/**
+ * Sends one range as the whole body, reading its first chunk before the
+ * headers: a file whose first chunk is damaged or missing is answered with
+ * an error status instead of a 200 cut short. (Damage further in can only
+ * cut the connection: the status is sent by then.)
+ */
+async function sendBody(res: ServerResponse, status: number, headers: Record<string, string>, file: VfsFile, r: ByteRange): Promise<void> {
+  const it = file.read(r.start, r.end + 1)[Symbol.asyncIterator]()
+  const first = await it.next()
+  res.writeHead(status, headers)
+  if (!first.done && !(await writeOrWait(res, first.value))) return void it.return(undefined)
+  for (let n = await it.next(); !n.done; n = await it.next()) {
+    if (!(await writeOrWait(res, n.value))) return void it.return(undefined)
+  }
+  res.end()
+}
+
 /** Creates the request handler. */
 export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const log = o.log ?? (() => undefined)
@@ -243,17 +260,15 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
       return
     }
     if (ranges === null) {
-      res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': String(file.size) })
-      if (head) return void res.end()
-      if (await pumpRange(res, file, { start: 0, end: file.size - 1 })) res.end()
-      return
+      const h = { ...headers, 'Content-Type': type, 'Content-Length': String(file.size) }
+      if (head) return void res.writeHead(200, h).end()
+      return sendBody(res, 200, h, file, { start: 0, end: file.size - 1 })
     }
     if (ranges.length === 1) {
       const r = ranges[0]
-      res.writeHead(206, { ...headers, 'Content-Type': type, 'Content-Length': String(r.end - r.start + 1), 'Content-Range': `bytes ${r.start}-${r.end}/${file.size}` })
-      if (head) return void res.end()
-      if (await pumpRange(res, file, r)) res.end()
-      return
+      const h = { ...headers, 'Content-Type': type, 'Content-Length': String(r.end - r.start + 1), 'Content-Range': `bytes ${r.start}-${r.end}/${file.size}` }
+      if (head) return void res.writeHead(206, h).end()
+      return sendBody(res, 206, h, file, r)
     }
     // Several ranges: multipart/byteranges with an exact length.
     const boundary = `coldstore-${entry.tag.slice(0, 16)}-${Date.now().toString(36)}`

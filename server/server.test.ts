@@ -339,6 +339,40 @@ t.test('folder downloads: .tar and .zip, streamed, identical files', async (t) =
   t.equal((await curl(`${s.url}data/?download=tar`)).status, 400, 'no archive of a whole job')
 })
 
+t.test('damaged data: an error status, or a cut connection mid-file; never wrong bytes', async (t) => {
+  if (!haveTool(t, 'curl')) return
+  const s = await serveFiles(t, FILES)
+  const node = (await s.view.stat(['data', 'latest', 'src', 'big.bin'].map((x) => Buffer.from(x)))).node!
+  const flip = (chunkIndex: number): void => {
+    const loc = s.repo.lookup(node.chunks![chunkIndex])!
+    const pack = join(s.repoDir, 'data', loc.packId.slice(0, 2), loc.packId)
+    const bytes = readFileSync(pack)
+    bytes[loc.offset + Math.floor(loc.length / 2)] ^= 0xff
+    writeFileSync(pack, bytes)
+  }
+  const f = await s.view.openFile(['data', 'latest', 'src', 'big.bin'].map((x) => Buffer.from(x)))
+  const mid = Math.floor(node.chunks!.length / 2)
+  flip(0)
+  flip(mid)
+  const url = `${s.url}data/latest/src/big.bin`
+  const first = await curl(url)
+  t.equal(first.status, 500, 'first chunk damaged: 500 before any byte')
+  t.match(first.body.toString(), /damaged/)
+  t.equal((await curl(url, ['-I'])).status, 200, 'HEAD reads no data')
+  // A range that avoids both damaged chunks is served.
+  t.ok(mid > 1 && f.chunksCovering(BIG.length - 100, BIG.length) === 1, 'the tail is in another chunk')
+  const okRange = await curl(url, ['-H', `Range: bytes=${BIG.length - 100}-`])
+  t.equal(okRange.status, 206)
+  t.ok(okRange.body.equals(BIG.subarray(BIG.length - 100)), 'undamaged tail')
+  // From an undamaged start across the damaged middle chunk: the status went out, so the connection is cut.
+  const cut = await run('curl', ['-s', '-S', '-o', join(s.dir, 'cut.bin'), '-H', 'Range: bytes=600000-', url])
+  t.not(cut.code, 0, `curl reports a short transfer (exit ${cut.code})`)
+  const got = readFileSync(join(s.dir, 'cut.bin'))
+  t.ok(got.length < BIG.length - 600000, 'fewer bytes than announced')
+  t.ok(got.equals(BIG.subarray(600000, 600000 + got.length)), 'every byte that was sent is right')
+  t.equal((await curl(`${s.url}data/latest/src/docs/readme.txt`)).status, 200, 'other files still served')
+})
+
 t.test('a folder of 10,000 files lists within 0.5 s', async (t) => {
   if (!haveTool(t, 'curl')) return
   const files: Record<string, string> = {}

@@ -1,4 +1,4 @@
-import { IntegrityError, NotFoundError, UsageError } from '../errors.js'
+import { IntegrityError, UsageError } from '../errors.js'
 import type { Repository } from '../repo/index.js'
 import type { TreeNode } from '../tree/index.js'
 import type { ChunkCache } from './chunk-cache.js'
@@ -29,8 +29,8 @@ export class VfsFile {
 
   /**
    * Prepares reading `node`: chunk sizes come from the index. Throws
-   * NotFoundError when a chunk is not in the index and IntegrityError when
-   * the chunk sizes do not add up to the stored file size.
+   * IntegrityError when a chunk is not in the index or the chunk sizes do
+   * not add up to the stored file size.
    */
   static open(repo: Repository, cache: ChunkCache, node: TreeNode): VfsFile {
     if (node.type !== 'file') throw new UsageError(`not a file: ${node.name.toString()}`)
@@ -40,7 +40,8 @@ export class VfsFile {
     for (let i = 0; i < chunks.length; i++) {
       offsets[i] = pos
       const loc = repo.lookup(chunks[i])
-      if (!loc) throw new NotFoundError(`blob ${chunks[i]}`, `chunk ${chunks[i]} of ${node.name.toString()} is not in the index (run 'coldstore verify')`)
+      // The tree names a chunk the index does not know: damage (or a stale index), not a missing path.
+      if (!loc) throw new IntegrityError(`chunk ${chunks[i]} of ${node.name.toString()} is not in the index (run 'coldstore verify')`, { blobId: chunks[i] })
       pos += loc.rawLength
     }
     offsets[chunks.length] = pos
