@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { IntegrityError, NotFoundError, RemoteError, UsageError, type SnapshotView, type VfsEntry, type VfsFile } from '../engine/index.js'
 import { streamTar, streamZip } from './archive.js'
-import { isAuthorized, type AuthConfig } from './auth.js'
+import { authRequired, isAuthorized, type AuthConfig } from './auth.js'
 import { renderListing } from './html.js'
 import { BadPathError, contentType, encodePath, parseUrlPath } from './paths.js'
 import { BadPropfindError, MULTISTATUS_HEAD, MULTISTATUS_TAIL, etagOf, parsePropfind, propResponse, shownName } from './propfind.js'
@@ -116,6 +116,18 @@ async function sendBody(res: ServerResponse, status: number, headers: Record<str
   res.end()
 }
 
+/** True for a Host header naming this machine's loopback (with any port). */
+export function isLoopbackHostHeader(host: string | undefined): boolean {
+  if (!host) return false
+  const m = /^(\[[^\]]+\]|[^:]+)(?::\d+)?$/.exec(host.trim().toLowerCase())
+  if (!m) return false
+  const h = m[1].replace(/^\[|\]$/g, '')
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
+}
+
+/** Types a browser would run as a page: served sandboxed so a stored page cannot script this origin. */
+const ACTIVE_TYPES = /^(text\/html|image\/svg\+xml|application\/xml|text\/xml|application\/xhtml\+xml)/
+
 /** Creates the request handler. */
 export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const log = o.log ?? (() => undefined)
@@ -126,6 +138,13 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
     const method = (req.method ?? 'GET').toUpperCase()
     res.setHeader('Server', 'coldstore')
     res.setHeader('X-Content-Type-Options', 'nosniff')
+    // DNS rebinding: without authentication, a web page could point its own name at 127.0.0.1 and read the
+    // snapshots through the visitor's browser. Only loopback host names are answered then.
+    if (!authRequired(o.auth) && !isLoopbackHostHeader(req.headers.host)) {
+      req.resume()
+      sendText(res, 421, 'this server answers only to localhost / 127.0.0.1 / [::1] (it has no authentication)')
+      return
+    }
     if (!isAuthorized(req, o.auth)) {
       req.resume()
       const schemes = [o.auth.token !== undefined ? 'Bearer realm="coldstore"' : '', o.auth.basic || o.auth.tls ? 'Basic realm="coldstore", charset="UTF-8"' : '']
@@ -240,6 +259,7 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
       ETag: etag, 'Last-Modified': lastModified, 'Accept-Ranges': 'bytes', 'Cache-Control': 'private, no-cache',
     }
     if (query.get('download') !== null) headers['Content-Disposition'] = contentDisposition(shownName(entry), 'attachment')
+    if (ACTIVE_TYPES.test(type)) headers['Content-Security-Policy'] = 'sandbox'
     // Conditional requests (RFC 9110 §13).
     const inm = req.headers['if-none-match']
     const ims = req.headers['if-modified-since']

@@ -22,6 +22,7 @@ const FILES: Record<string, Buffer | string> = {
   'big.bin': BIG,
   'docs/readme.txt': seededText('readme', 20_000),
   'docs/ünïcode name & <tag>.txt': 'unicode\n',
+  'docs/page.html': '<script>fetch("/")</script>',
   'empty.txt': '',
   'a/b/c/deep.txt': 'deep\n',
   'back\\slash.txt': 'backslash\n',
@@ -161,6 +162,19 @@ t.test('curl: OPTIONS, HEAD, GET with ranges, conditional requests', async (t) =
   t.equal(ifRange.status, 200, 'If-Range with another ETag: the whole file')
   t.equal((await curl(file, ['-H', 'Range: bytes=0-9', '-H', `If-Range: "${digest}"`])).status, 206)
   t.equal((await curl(`${s.url}data/latest/src/missing.txt`)).status, 404)
+
+  const page = await curl(`${s.url}data/latest/src/docs/page.html`)
+  t.equal(page.headers['content-type'], 'text/html; charset=utf-8')
+  t.equal(page.headers['content-security-policy'], 'sandbox', 'stored HTML cannot script this origin')
+  t.equal(head.headers['content-security-policy'], undefined, 'other types are not sandboxed')
+
+  // DNS rebinding: without authentication only loopback Host names are answered.
+  for (const host of ['evil.example', 'evil.example:80', '127.0.0.1.evil.example', '10.0.0.1']) {
+    t.equal((await curl(file, ['-H', `Host: ${host}`])).status, 421, `Host: ${host} → 421`)
+  }
+  for (const host of ['localhost', 'localhost:9000', '127.0.0.1:1', '[::1]:8088', 'LOCALHOST']) {
+    t.equal((await curl(file, ['-I', '-H', `Host: ${host}`])).status, 200, `Host: ${host} → 200`)
+  }
 })
 
 t.test('curl: write methods refused, nothing changes, the server survives', async (t) => {
