@@ -46,7 +46,12 @@ export async function streamTar(view: SnapshotView, path: readonly Buffer[], pre
     out.on('close', resolve)
     out.on('finish', resolve)
   })
+  piped.catch(() => undefined) // awaited below; an early failure must not be an unhandled rejection meanwhile
   pack.pipe(out)
+  // A client that goes away mid-download: end the pack, which ends the entry being written, so nothing waits forever.
+  out.on('close', () => {
+    if (!out.writableFinished) pack.destroy(new Error('download closed by the client'))
+  })
   pack.entry({ name: prefix + '/', type: 'directory', mode: 0o755, mtime: new Date() })
   for await (const [parts, e] of view.walk(path)) {
     if (out.destroyed) break
@@ -97,20 +102,30 @@ export async function streamZip(view: SnapshotView, path: readonly Buffer[], pre
     out.on('close', resolve)
     out.on('finish', resolve)
   })
+  piped.catch(() => undefined)
   output.pipe(out)
-  zip.addEmptyDirectory(prefix + '/', { mtime: new Date() })
+  let current: PassThrough | null = null
+  out.on('close', () => {
+    if (out.writableFinished) return
+    current?.destroy()
+    output.destroy()
+  })
+  zip.addEmptyDirectory(zipName(prefix) + '/', { mtime: new Date() })
   for await (const [parts, e] of view.walk(path)) {
     if (out.destroyed) break
     const name = archiveName(prefix, parts)
     if (e.type === 'dir') {
       zip.addEmptyDirectory(zipName(name) + '/', { mtime: e.mtime, mode: 0o40000 | (e.node?.mode ?? 0o755) })
     } else if (e.type === 'file' && e.node) {
-      const file = view.openNode(e.node)
-      zip.addReadStreamLazy(zipName(name), { size: file.size, mtime: e.mtime, mode: 0o100000 | (e.node.mode & 0o7777), compress: false }, (cb) => {
+      const node = e.node
+      // Opened only when yazl reaches the entry: a folder of many files holds no chunk tables meanwhile.
+      zip.addReadStreamLazy(zipName(name), { size: e.size, mtime: e.mtime, mode: 0o100000 | (node.mode & 0o7777), compress: false }, (cb) => {
         const pt = new PassThrough({ highWaterMark: 1 << 20 })
-        cb(null, pt)
+        current = pt
         void (async () => {
           try {
+            const file = view.openNode(node)
+            cb(null, pt)
             for await (const chunk of file.read()) {
               if (!(await writeAll(pt, chunk))) return
             }

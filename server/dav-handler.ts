@@ -309,7 +309,8 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
     handle(req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : statusOf(err)
       const message = err instanceof Error ? err.message : String(err)
-      if (status >= 500) log(`${req.method} ${req.url}: ${status} ${message}`)
+      const clientGone = res.destroyed || req.socket.destroyed
+      if (status >= 500 && !clientGone) log(`${req.method} ${req.url}: ${status} ${message}`)
       if (res.headersSent) {
         // Mid-stream: the status cannot change; cut the connection so the client sees a truncated transfer.
         res.destroy(err instanceof Error ? err : undefined)

@@ -7,6 +7,7 @@
  */
 import t, { type Test } from 'tap'
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { get } from 'node:http'
 import { join, relative } from 'node:path'
 import { blake3 } from '@napi-rs/blake-hash'
 import { seededBytes, seededText } from '../engine/testing/test-repo.js'
@@ -351,6 +352,23 @@ t.test('folder downloads: .tar and .zip, streamed, identical files', async (t) =
   t.same([...zipped.keys()].sort(), [...want.keys()].map((k) => k.replace(/\\/g, '_')).sort(), 'zip: every file, backslashes in names as _')
   t.ok([...want].every(([k, v]) => zipped.get(k.replace(/\\/g, '_'))?.equals(v)), 'zip: every file byte-identical')
   t.equal((await curl(`${s.url}data/?download=tar`)).status, 400, 'no archive of a whole job')
+
+  // Clients that go away mid-download: the server neither crashes nor stops serving.
+  for (const kind of ['tar', 'zip', 'file']) {
+    const url = kind === 'file' ? `${s.url}data/latest/src/big.bin` : `${s.url}data/latest/src/?download=${kind}`
+    await new Promise<void>((resolve, reject) => {
+      const req = get(url, (res) => {
+        res.once('data', () => {
+          req.destroy()
+          resolve()
+        })
+      })
+      req.on('error', (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve() : reject(e)))
+    })
+  }
+  const after = await curl(`${s.url}data/latest/src/?download=tar`)
+  t.equal(after.status, 200, 'still serving after aborted downloads')
+  t.ok(after.body.length > BIG.length, 'a whole archive')
 })
 
 t.test('damaged data: an error status, or a cut connection mid-file; never wrong bytes', async (t) => {
