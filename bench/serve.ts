@@ -92,8 +92,10 @@ async function main(): Promise<void> {
   if (repo) {
     if (!filePath || !folderPath) throw new Error('--repo needs --file and --folder (paths as the server shows them)')
     if (o.passwordFile) env.COLDSTORE_PASSWORD_FILE = resolve(o.passwordFile)
-    delete env.COLDSTORE_CACHE_DIR
+    // An existing repository: its usual cache (so the index need not be rebuilt).
     env.HOME = process.env.HOME
+    if (process.env.COLDSTORE_CACHE_DIR) env.COLDSTORE_CACHE_DIR = process.env.COLDSTORE_CACHE_DIR
+    else delete env.COLDSTORE_CACHE_DIR
   } else {
     env.COLDSTORE_PASSWORD = 'bench-password'
     repo = join(work, 'repo')

@@ -186,7 +186,10 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
   }
 
   async function propfind(req: IncomingMessage, res: ServerResponse, parts: Buffer[]): Promise<void> {
-    const depthHeader = (req.headers.depth ?? 'infinity').toString().trim().toLowerCase()
+    // "1,noroot" (older Windows clients): the children without the folder itself.
+    const depthRaw = (req.headers.depth ?? 'infinity').toString().trim().toLowerCase().replace(/\s+/g, '')
+    const noRoot = depthRaw.endsWith(',noroot')
+    const depthHeader = noRoot ? depthRaw.slice(0, -',noroot'.length) : depthRaw
     if (depthHeader !== '0' && depthHeader !== '1') {
       req.resume()
       // RFC 4918 §9.1: a deliberate refusal of Depth: infinity (snapshots can hold millions of files).
@@ -202,7 +205,7 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
     const children = isDir && depthHeader === '1' ? (await view.list(parts)).filter(visible) : []
     res.writeHead(207, { 'Content-Type': 'application/xml; charset=utf-8', DAV: '1, 2' })
     const self = encodePath(parts, isDir)
-    let buf = MULTISTATUS_HEAD + propResponse(self, entry, request)
+    let buf = MULTISTATUS_HEAD + (noRoot ? '' : propResponse(self, entry, request))
     const base = self.endsWith('/') ? self : self + '/'
     const prefix = parts.length === 0 ? '/' : base
     for (const c of children) {

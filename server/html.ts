@@ -50,7 +50,10 @@ export function renderListing(o: { parts: readonly Buffer[]; entries: readonly V
     const name = shownName(e)
     const href = (here === '/' ? '/' : here) + encodeComponent(e.name)
     if (e.type === 'dir') {
-      rows.push(`<tr><td><a href="${esc(href)}/">${esc(name)}/</a></td><td class="size"></td><td class="mtime">${when(e.mtime)}</td></tr>`)
+      // Snapshot folders: what the snapshot holds, and its tags.
+      const st = e.snapshot?.stats
+      const about = e.snapshot ? ` <span class="note">${st ? `${st.files} files` : ''}${e.snapshot.tags.length ? ` · ${esc(e.snapshot.tags.join(', '))}` : ''}</span>` : ''
+      rows.push(`<tr><td><a href="${esc(href)}/">${esc(name)}/</a>${about}</td><td class="size">${st ? humanBytes(st.bytes) : ''}</td><td class="mtime">${when(e.mtime)}</td></tr>`)
     } else if (e.type === 'file') {
       rows.push(`<tr><td><a href="${esc(href)}">${esc(name)}</a><a class="dl" href="${esc(href)}?download=1" download>download</a></td><td class="size" title="${e.size} bytes">${humanBytes(e.size)}</td><td class="mtime">${when(e.mtime)}</td></tr>`)
     } else {

@@ -164,6 +164,14 @@ t.test('curl: OPTIONS, HEAD, GET with ranges, conditional requests', async (t) =
   t.equal((await curl(file, ['-H', 'Range: bytes=0-9', '-H', `If-Range: "${digest}"`])).status, 206)
   t.equal((await curl(`${s.url}data/latest/src/missing.txt`)).status, 404)
 
+  const json = await curl(`${s.url}data/latest/src/`, ['-H', 'Accept: application/json'])
+  t.equal(json.headers['content-type'], 'application/json')
+  const listing = JSON.parse(json.body.toString()) as { name: string; type: string; size: number; href: string }[]
+  t.same(listing.find((e) => e.name === 'big.bin'), { name: 'big.bin', type: 'file', size: BIG.length, mtime: listing.find((e) => e.name === 'big.bin')!.mtime, etag: `"${digest}"`, href: '/data/latest/src/big.bin' })
+  t.equal(listing.find((e) => e.name === 'docs')?.href, '/data/latest/src/docs/')
+  const jobHtml = (await curl(`${s.url}data/`, ['-H', 'Accept: text/html'])).body.toString()
+  t.match(jobHtml, /latest\/<\/a> <span class="note">\d+ files<\/span>/, 'snapshot folders show what they hold')
+
   const page = await curl(`${s.url}data/latest/src/docs/page.html`)
   t.equal(page.headers['content-type'], 'text/html; charset=utf-8')
   t.equal(page.headers['content-security-policy'], 'sandbox', 'stored HTML cannot script this origin')
@@ -267,6 +275,9 @@ t.test('PROPFIND: depths, requested properties, errors', async (t) => {
   const docs = (await pf('data/latest/src/docs/', '1')).body.toString()
   t.match(docs, '<D:displayname>ünïcode name &amp; &lt;tag&gt;.txt</D:displayname>', 'names escaped for XML')
   t.match(docs, '<D:href>/data/latest/src/docs/%C3%BCn%C3%AFcode%20name%20&amp;%20%3Ctag%3E.txt</D:href>', 'hrefs percent-encoded')
+  const noroot = (await pf('data/latest/src/', '1,noroot')).body.toString()
+  t.equal(noroot.match(/<D:response>/g)?.length, 6, 'Depth: 1,noroot leaves out the folder itself')
+  t.notMatch(noroot, '<D:href>/data/latest/src/</D:href>')
   const some = await pf('data/latest/src/big.bin', '0', '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:X="urn:x"><D:prop><D:getcontentlength/><X:color/></D:prop></D:propfind>')
   t.match(some.body.toString(), /<D:propstat><D:prop><D:getcontentlength>\d+<\/D:getcontentlength><\/D:prop><D:status>HTTP\/1.1 200 OK/)
   t.match(some.body.toString(), /<X:color xmlns:X="urn:x"\/><\/D:prop><D:status>HTTP\/1.1 404 Not Found/)
