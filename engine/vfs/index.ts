@@ -7,3 +7,4 @@
 export { SnapshotView, FREEZES_FOLDER, LATEST_FOLDER, folderTime, safeFolderName, type VfsEntry, type SnapshotViewOptions } from './snapshot-view.js'
 export { VfsFile } from './vfs-file.js'
 export { ChunkCache, type ChunkCacheOptions } from './chunk-cache.js'
+export { TreeCache } from './tree-cache.js'

@@ -4,6 +4,7 @@ import type { Repository } from '../repo/index.js'
 import { loadSnapshot, type Snapshot } from '../snapshot/index.js'
 import { TreeReader, compareNodes, type NodeType, type TreeNode } from '../tree/index.js'
 import { ChunkCache, type ChunkCacheOptions } from './chunk-cache.js'
+import { TreeCache } from './tree-cache.js'
 import { VfsFile } from './vfs-file.js'
 
 /** One entry of the view: a virtual folder (root, job, freezes, snapshot) or an entry of a snapshot's tree. */
@@ -33,6 +34,8 @@ export interface SnapshotViewOptions {
   now?: () => number
   /** Chunk cache sizing. */
   cache?: ChunkCacheOptions
+  /** Tree entries kept decoded for browsing, over all cached folders (default 300,000). */
+  maxTreeNodes?: number
   /** Told about snapshot objects that cannot be read (they are left out of the view). */
   onWarning?: (message: string) => void
 }
@@ -63,6 +66,8 @@ type Resolved =
   | { level: 'tree'; entry: VfsEntry; snapshot: Snapshot; node: TreeNode }
 
 const EPOCH = new Date(0)
+/** Chunk offsets kept for open files over all of them (8 bytes each). */
+const MAX_OPEN_FILE_CHUNKS = 1_000_000
 
 /**
  * A read-only directory/file view of a repository for browsing (the WebDAV
@@ -84,7 +89,7 @@ const EPOCH = new Date(0)
 export class SnapshotView {
   readonly repo: Repository
   readonly cache: ChunkCache
-  private readonly trees: TreeReader
+  private readonly trees: TreeCache
   private readonly refreshMs: number
   private readonly now: () => number
   private readonly onWarning: (message: string) => void
@@ -94,11 +99,13 @@ export class SnapshotView {
   private refreshing: Promise<void> | null = null
   /** Open files by content identity (LRU): their chunk offset tables are reused across requests. */
   private readonly files = new Map<string, VfsFile>()
+  /** Chunks over all tables in `files` (bounded: a 1 TB file alone has a million). */
+  private fileChunks = 0
 
   private constructor(repo: Repository, o: SnapshotViewOptions) {
     this.repo = repo
     this.cache = new ChunkCache(repo, o.cache)
-    this.trees = new TreeReader(repo, 512)
+    this.trees = new TreeCache(repo, o.maxTreeNodes)
     this.refreshMs = o.refreshMs ?? 5000
     this.now = o.now ?? Date.now
     this.onWarning = o.onWarning ?? (() => undefined)
@@ -196,7 +203,12 @@ export class SnapshotView {
     }
     const f = VfsFile.open(this.repo, this.cache, node)
     this.files.set(key, f)
-    if (this.files.size > 256) this.files.delete(this.files.keys().next().value as string)
+    this.fileChunks += f.chunkCount
+    while (this.files.size > 1 && (this.files.size > 256 || this.fileChunks > MAX_OPEN_FILE_CHUNKS)) {
+      const [oldKey, old] = this.files.entries().next().value as [string, VfsFile]
+      this.files.delete(oldKey)
+      this.fileChunks -= old.chunkCount
+    }
     return f
   }
 
@@ -213,7 +225,8 @@ export class SnapshotView {
   private async *walkResolved(r: Resolved, prefix: Buffer[]): AsyncGenerator<[Buffer[], VfsEntry]> {
     if (r.level === 'tree') {
       if (r.node.type !== 'dir' || !r.node.subtree) return
-      for await (const [p, n] of this.trees.walk(r.node.subtree)) {
+      // A reader of its own per walk: its read-ahead serves this walk and is dropped with it.
+      for await (const [p, n] of new TreeReader(this.repo, 16).walk(r.node.subtree)) {
         yield [[...prefix, ...splitBytes(p)], nodeEntry(n)]
       }
       return

@@ -51,6 +51,11 @@ export class VfsFile {
     return new VfsFile(node, chunks, offsets, cache)
   }
 
+  /** Number of chunks of the file. */
+  get chunkCount(): number {
+    return this.chunks.length
+  }
+
   /** Index of the chunk holding byte `pos` (0 <= pos < size). */
   private chunkAt(pos: number): number {
     let lo = 0

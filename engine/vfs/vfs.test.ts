@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { backup } from '../backup/index.js'
 import { NotFoundError, UsageError } from '../errors.js'
 import { makeTestRepo, seededBytes, seededRandom, writeTree } from '../testing/test-repo.js'
-import { SnapshotView } from './index.js'
+import { SnapshotView, TreeCache } from './index.js'
 
 const b = (s: string): Buffer[] => s.split('/').filter(Boolean).map((p) => Buffer.from(p))
 
@@ -108,4 +108,25 @@ t.test('the chunk cache stays within its byte budget', async (t) => {
   const all = await Promise.all(Array.from({ length: 8 }, () => collect(f.read())))
   for (const got of all) t.ok(got.equals(data))
   t.ok(view.cache.sizeBytes <= 300 * 1024, `cache holds ${view.cache.sizeBytes} bytes`)
+})
+
+t.test('decoded trees are bounded by their entries, and listings stay right after eviction', async (t) => {
+  const dir = t.testdir()
+  const src = join(dir, 'src')
+  const files: Record<string, string> = {}
+  for (const d of ['a', 'b', 'c']) for (let i = 0; i < 4; i++) files[`${d}/f${i}.txt`] = `${d}${i}`
+  writeTree(src, files)
+  const tr = await makeTestRepo(dir)
+  t.teardown(() => tr.repo.close())
+  await backup(tr.repo, { hostname: 'h', username: 'u', program: 'test', paths: [src], now: () => new Date() })
+  const view = await SnapshotView.open(tr.repo, { maxTreeNodes: 6 })
+  const cache = new TreeCache(tr.repo, 6)
+  for (let round = 0; round < 2; round++) {
+    for (const d of ['a', 'b', 'c']) {
+      t.same((await view.list(b(`h/latest/src/${d}`))).map((e) => e.name.toString()), ['f0.txt', 'f1.txt', 'f2.txt', 'f3.txt'], `${d}, round ${round}`)
+      const subtree = (await view.stat(b(`h/latest/src/${d}`))).node!.subtree!
+      t.equal((await cache.load(subtree)).length, 4)
+      t.ok(cache.sizeNodes <= 6, `tree cache holds ${cache.sizeNodes} entries`)
+    }
+  }
 })
