@@ -91,6 +91,15 @@ t.test('pure parts: ranges, PROPFIND bodies, URL paths', async (t) => {
   t.throws(() => parseUrlPath('/bad%zz'))
 })
 
+t.test('server/ imports the engine only through engine/index.ts, and never cli/', async (t) => {
+  const dir = new URL('.', import.meta.url).pathname
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts'))) {
+    const src = readFileSync(join(dir, f), 'utf8')
+    const imports = [...src.matchAll(/from '([^']+)'/g)].map((m) => m[1])
+    t.same(imports.filter((i) => (i.includes('/engine/') && !i.endsWith('/engine/index.js')) || i.includes('/cli/')), [], f)
+  }
+})
+
 t.test('curl: OPTIONS, HEAD, GET with ranges, conditional requests', async (t) => {
   if (!haveTool(t, 'curl')) return
   const s = await serveFiles(t, FILES)
