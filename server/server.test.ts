@@ -6,7 +6,7 @@
  * runs in this process on 127.0.0.1:0 over a real repository in a temp dir.
  */
 import t, { type Test } from 'tap'
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { get } from 'node:http'
 import { join, relative } from 'node:path'
 import { blake3 } from '@napi-rs/blake-hash'
@@ -347,7 +347,7 @@ t.test('cadaver: ls, get, and refused writes', async (t) => {
 
 t.test('folder downloads: .tar and .zip, streamed, identical files', async (t) => {
   if (!haveTool(t, 'curl') || !haveTool(t, 'tar') || !haveTool(t, 'unzip')) return
-  const s = await serveFiles(t, FILES)
+  const s = await serveFiles(t, FILES, { prepare: (src) => symlinkSync('big.bin', join(src, 'link-to-big')) })
   const tarFile = join(s.dir, 'src.tar')
   const tr = await curl(`${s.url}data/latest/src/?download=tar`)
   t.equal(tr.status, 200)
@@ -359,6 +359,10 @@ t.test('folder downloads: .tar and .zip, streamed, identical files', async (t) =
   const untar = await run('tar', ['-xf', tarFile, '-C', x])
   t.equal(untar.code, 0, untar.stderr)
   sameTree(t, join(x, 'src'), s.src, 'tar')
+  t.equal(readlinkSync(join(x, 'src', 'link-to-big')), 'big.bin', 'tar keeps symlinks as symlinks')
+  const listing = (await curl(`${s.url}data/latest/src/`, ['-X', 'PROPFIND', '-H', 'Depth: 1'])).body.toString()
+  t.notMatch(listing, 'link-to-big', 'WebDAV lists no symlinks')
+  t.match((await curl(`${s.url}data/latest/src/`)).body.toString(), 'link-to-big → big.bin', 'the HTML view shows them')
 
   const zipFile = join(s.dir, 'docs.zip')
   const zr = await curl(`${s.url}data/latest/src/?download=zip`)
@@ -369,6 +373,7 @@ t.test('folder downloads: .tar and .zip, streamed, identical files', async (t) =
   t.equal(unz.code, 0, unz.stderr)
   const zipped = readAll(join(z, 'src'))
   const want = readAll(s.src)
+  want.delete('link-to-big') // zip has no symlinks: left out
   t.same([...zipped.keys()].sort(), [...want.keys()].map((k) => k.replace(/\\/g, '_')).sort(), 'zip: every file, backslashes in names as _')
   t.ok([...want].every(([k, v]) => zipped.get(k.replace(/\\/g, '_'))?.equals(v)), 'zip: every file byte-identical')
   t.equal((await curl(`${s.url}data/?download=tar`)).status, 400, 'no archive of a whole job')

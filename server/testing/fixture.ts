@@ -71,11 +71,12 @@ export interface Served {
 export async function serveFiles(
   t: Test,
   files: Record<string, Buffer | string>,
-  o: { job?: string; auth?: AuthConfig; cacheBytes?: number } = {},
+  o: { job?: string; auth?: AuthConfig; cacheBytes?: number; prepare?: (src: string) => void } = {},
 ): Promise<Served> {
   const dir = t.testdir()
   const src = join(dir, 'src')
   writeTree(src, files)
+  o.prepare?.(src)
   const tr = await makeTestRepo(dir, { password: PASSWORD, packSizeBytes: 4 * 1024 * 1024 })
   await backup(tr.repo, { hostname: 'testhost', username: 'tester', program: 'test', paths: [src], job: o.job ?? 'data', now: () => new Date('2026-03-04T05:06:07Z') })
   const view = await SnapshotView.open(tr.repo, { cache: { maxBytes: o.cacheBytes ?? 32 * 1024 * 1024 } })
