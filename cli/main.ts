@@ -14,6 +14,7 @@ import { initCommand } from './commands/init.js'
 import { lsCommand } from './commands/ls.js'
 import { repairCommand } from './commands/repair.js'
 import { restoreCommand } from './commands/restore.js'
+import { serveCommand } from './commands/serve.js'
 import { snapshotCommand } from './commands/snapshot.js'
 import { snapshotsCommand } from './commands/snapshots.js'
 import { verifyCommand } from './commands/verify.js'
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     .command(verifyCommand)
     .command(diffCommand)
     .command(repairCommand)
+    .command(serveCommand)
     .demandCommand(1, 'give a command; see coldstore --help')
     .strict()
     .version(VERSION)

@@ -1,9 +1,11 @@
 import type { CommandModule } from 'yargs'
-import { findSnapshot, restore } from '../../engine/index.js'
-import { EXIT, Progress, err, formatBytes, out, parseSnapRef, printJson, withRepo, type GlobalArgs } from '../common.js'
+import { findSnapshot, restore, type RestoreResult } from '../../engine/index.js'
+import { CliError, EXIT, Progress, err, formatBytes, out, parseSnapRef, printJson, withRepo, type GlobalArgs } from '../common.js'
+import { interactiveRestore } from '../interactive.js'
 
 interface Args extends GlobalArgs {
-  ref: string
+  ref?: string
+  interactive?: boolean
   target: string
   include?: string[]
   exclude?: string[]
@@ -12,19 +14,32 @@ interface Args extends GlobalArgs {
 }
 
 export const restoreCommand: CommandModule<GlobalArgs, Args> = {
-  command: 'restore <ref>',
-  describe: 'restore a snapshot, or a path in it (<snap>[:<path>]), into a directory',
+  command: 'restore [ref]',
+  describe: 'restore a snapshot, or a path in it (<snap>[:<path>]), into a directory; or pick them with --interactive',
   builder: (y) =>
     y
-      .positional('ref', { type: 'string', demandOption: true })
+      .positional('ref', { type: 'string', describe: 'snapshot id, prefix or "latest", optionally :path (not with --interactive)' })
+      .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'on a terminal: pick job, snapshot and paths, then restore' })
       .option('target', { alias: 't', type: 'string', demandOption: true, describe: 'directory to restore into' })
       .option('include', { type: 'string', array: true, describe: 'restore only matching paths (repeatable)' })
       .option('exclude', { type: 'string', array: true, describe: 'leave out matching paths (repeatable)' })
       .option('overwrite', { type: 'boolean', default: false, describe: 'replace existing files' })
       .option('job', { type: 'string', describe: 'with "latest": the latest of this job' }) as never,
   handler: async (a) => {
-    const { snap, path } = parseSnapRef(a.ref)
+    if (a.interactive && (a.ref !== undefined || a.include?.length || a.exclude?.length)) {
+      throw new CliError('--interactive picks the snapshot and paths itself: leave out <ref>, --include and --exclude', EXIT.usage)
+    }
+    if (!a.interactive && a.ref === undefined) throw new CliError('give a snapshot to restore (<snap>[:<path>], e.g. latest), or --interactive', EXIT.usage)
     const started = Date.now()
+    if (a.interactive) {
+      if (!process.stdin.isTTY || !process.stderr.isTTY) {
+        throw new CliError('--interactive needs a terminal; without one, give <snap>[:<path>] and --include/--exclude', EXIT.usage)
+      }
+      const picked = await withRepo(a, (repo) => interactiveRestore(repo, a))
+      report(a, picked.result, (Date.now() - started) / 1000, picked.snapshot === null)
+      return
+    }
+    const { snap, path } = parseSnapRef(a.ref!)
     const r = await withRepo(a, async (repo) => {
       const s = await findSnapshot(repo, snap, { job: a.job })
       const progress = new Progress(a)
@@ -37,16 +52,24 @@ export const restoreCommand: CommandModule<GlobalArgs, Args> = {
         progress.done()
       }
     })
-    const seconds = (Date.now() - started) / 1000
-    if (a.json) {
-      printJson({ target: a.target, files: r.files, dirs: r.dirs, others: r.others, bytes: r.bytes, duration_s: seconds, errors: r.errors })
-    } else {
-      out(`restored ${r.files} files, ${r.dirs} dirs, ${r.others} other entries, ${formatBytes(r.bytes)} to ${a.target} in ${seconds.toFixed(2)} s`)
-    }
-    if (r.errors.length) {
-      if (!a.json) for (const e of r.errors) err(`error: ${e.path}: ${e.message}`)
-      err(`${r.errors.length} entries could not be restored`)
-      process.exitCode = EXIT.failure
-    }
+    report(a, r, (Date.now() - started) / 1000, false)
   },
+}
+
+function report(a: Args, r: RestoreResult, seconds: number, nothing: boolean): void {
+  if (nothing) {
+    if (a.json) printJson({ target: a.target, files: 0, dirs: 0, others: 0, bytes: 0, duration_s: seconds, errors: [] })
+    else err('nothing restored')
+    return
+  }
+  if (a.json) {
+    printJson({ target: a.target, files: r.files, dirs: r.dirs, others: r.others, bytes: r.bytes, duration_s: seconds, errors: r.errors })
+  } else {
+    out(`restored ${r.files} files, ${r.dirs} dirs, ${r.others} other entries, ${formatBytes(r.bytes)} to ${a.target} in ${seconds.toFixed(2)} s`)
+  }
+  if (r.errors.length) {
+    if (!a.json) for (const e of r.errors) err(`error: ${e.path}: ${e.message}`)
+    err(`${r.errors.length} entries could not be restored`)
+    process.exitCode = EXIT.failure
+  }
 }
