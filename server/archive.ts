@@ -7,26 +7,9 @@ import { PassThrough, type Writable } from 'node:stream'
 import * as tar from 'tar-stream'
 import yazl from 'yazl'
 import type { SnapshotView, VfsEntry } from '../engine/index.js'
+import { writeOrWait } from './backpressure.js'
 import { shownName } from './propfind.js'
 
-/** Writes `chunk`, waiting for 'drain' when the destination is full. Resolves false when it was closed. */
-async function writeAll(dest: NodeJS.WritableStream & { destroyed?: boolean }, chunk: Buffer): Promise<boolean> {
-  if (dest.destroyed) return false
-  if (dest.write(chunk)) return true
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => () => {
-      dest.removeListener('drain', onDrain)
-      dest.removeListener('close', onClose)
-      dest.removeListener('error', onClose)
-      resolve(ok)
-    }
-    const onDrain = done(true)
-    const onClose = done(false)
-    dest.once('drain', onDrain)
-    dest.once('close', onClose)
-    dest.once('error', onClose)
-  })
-}
 
 function archiveName(prefix: string, parts: readonly Buffer[]): string {
   return [prefix, ...parts.map((p) => shownName({ name: p } as VfsEntry))].join('/')
@@ -68,7 +51,7 @@ export async function streamTar(view: SnapshotView, path: readonly Buffer[], pre
         void (async () => {
           try {
             for await (const chunk of file.read()) {
-              if (!(await writeAll(w as unknown as NodeJS.WritableStream, chunk))) return reject(new Error('download closed'))
+              if (!(await writeOrWait(w, chunk))) return reject(new Error('download closed'))
             }
             w.end(Buffer.alloc(0))
           } catch (err) {
@@ -127,7 +110,7 @@ export async function streamZip(view: SnapshotView, path: readonly Buffer[], pre
             const file = view.openNode(node)
             cb(null, pt)
             for await (const chunk of file.read()) {
-              if (!(await writeAll(pt, chunk))) return
+              if (!(await writeOrWait(pt, chunk))) return
             }
             pt.end()
           } catch (err) {

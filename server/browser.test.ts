@@ -4,27 +4,15 @@
  * as .tar and .zip checked file by file.
  */
 import t from 'tap'
-import { mkdirSync, readFileSync, readdirSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { seededBytes } from '../engine/testing/test-repo.js'
-import { ensureBuilt, haveTool, run, serveFiles } from './testing/fixture.js'
+import { ensureBuilt, haveTool, run, serveFiles, readAll } from './testing/fixture.js'
 
 ensureBuilt(t)
 
 const CHROMIUM = '/usr/bin/chromium'
 
-function readAll(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>()
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name)
-      if (e.isDirectory()) walk(p)
-      else out.set(relative(dir, p), readFileSync(p))
-    }
-  }
-  walk(dir)
-  return out
-}
 
 t.test('browse and download in Chromium', async (t) => {
   if (!haveTool(t, CHROMIUM, 'chromium') || !haveTool(t, 'tar') || !haveTool(t, 'unzip')) return

@@ -14,6 +14,7 @@ import type { Writable } from 'node:stream'
 import { createGzip } from 'node:zlib'
 import { IntegrityError, NotFoundError, RemoteError, UsageError, type SnapshotView, type VfsEntry, type VfsFile } from '../engine/index.js'
 import { streamTar, streamZip } from './archive.js'
+import { writeOrWait } from './backpressure.js'
 import { authRequired, isAuthorized, type AuthConfig } from './auth.js'
 import { renderListing } from './html.js'
 import { BadPathError, contentType, encodePath, parseUrlPath } from './paths.js'
@@ -77,22 +78,6 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(parts).toString('utf8')
 }
 
-/** Writes with backpressure; false once the destination has closed. */
-function writeOrWait(res: Writable, chunk: Buffer | string): Promise<boolean> | boolean {
-  if (res.destroyed) return false
-  if (res.write(chunk)) return true
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => () => {
-      res.removeListener('drain', onDrain)
-      res.removeListener('close', onClose)
-      resolve(ok)
-    }
-    const onDrain = done(true)
-    const onClose = done(false)
-    res.once('drain', onDrain)
-    res.once('close', onClose)
-  })
-}
 
 async function pumpRange(res: ServerResponse, file: VfsFile, r: ByteRange): Promise<boolean> {
   for await (const chunk of file.read(r.start, r.end + 1)) {

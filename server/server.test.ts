@@ -8,13 +8,13 @@
 import t, { type Test } from 'tap'
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { get } from 'node:http'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import { blake3 } from '@napi-rs/blake-hash'
 import { seededBytes, seededText } from '../engine/testing/test-repo.js'
 import { parseRange } from './ranges.js'
 import { parsePropfind } from './propfind.js'
 import { parseUrlPath } from './paths.js'
-import { cli, curl, ensureBuilt, haveTool, run, serveFiles } from './testing/fixture.js'
+import { cli, curl, ensureBuilt, haveTool, run, serveFiles, readAll } from './testing/fixture.js'
 
 ensureBuilt(t)
 
@@ -30,19 +30,6 @@ const FILES: Record<string, Buffer | string> = {
   'percent%2e%2e.txt': 'percent\n',
 }
 
-/** Every file under `dir` → its bytes, by relative path. */
-function readAll(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>()
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name)
-      if (e.isDirectory()) walk(p)
-      else out.set(relative(dir, p), readFileSync(p))
-    }
-  }
-  walk(dir)
-  return out
-}
 
 function sameTree(t: Test, got: string, want: string, what: string): void {
   const a = readAll(got)

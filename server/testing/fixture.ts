@@ -7,7 +7,7 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { SnapshotView, backup, closeRepository, type Repository } from '../../engine/index.js'
@@ -151,4 +151,18 @@ export async function curl(url: string, args: readonly string[] = []): Promise<C
 export function peakRssBytes(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) * 1024 : NaN
+}
+
+/** Every file under `dir` → its bytes, by relative path. */
+export function readAll(dir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>()
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name)
+      if (e.isDirectory()) walk(p)
+      else out.set(relative(dir, p), readFileSync(p))
+    }
+  }
+  walk(dir)
+  return out
 }
