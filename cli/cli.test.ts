@@ -10,43 +10,20 @@
  * duration on stderr.
  */
 import t, { type Test } from 'tap'
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import {
   chmodSync, cpSync, existsSync, lstatSync, lutimesSync, mkdirSync, readFileSync, readdirSync, readlinkSync,
-  rmSync, statSync, symlinkSync, utimesSync, writeFileSync, type BigIntStats,
+  rmSync, symlinkSync, utimesSync, writeFileSync, type BigIntStats,
 } from 'node:fs'
-import { dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, relative } from 'node:path'
 import { blake3 } from '@napi-rs/blake-hash'
 import { seededBytes, seededText, writeTree } from '../engine/testing/test-repo.js'
+import { CLI, ROOT, ensureBuilt } from './testing/build.js'
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const CLI = join(ROOT, 'dist', 'bundle', 'coldstore.js')
 const PASSWORD = 'correct horse battery staple'
 const IS_ROOT = process.getuid?.() === 0
 
-// ---------------------------------------------------------------------------
-// Build dist/ if it is missing or stale.
-
-function newestSource(dir: string): number {
-  let newest = 0
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p))
-    else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(p).mtimeMs)
-  }
-  return newest
-}
-
-function ensureBuilt(): void {
-  const built = existsSync(CLI) ? statSync(CLI).mtimeMs : 0
-  const src = Math.max(newestSource(join(ROOT, 'cli')), newestSource(join(ROOT, 'engine')))
-  if (built >= src) return
-  t.comment(`dist/ is ${built ? 'stale' : 'missing'}: running tsc -p tsconfig.json and scripts/bundle.mjs`)
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' })
-  execFileSync(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs')], { cwd: ROOT, stdio: 'inherit' })
-}
-ensureBuilt()
+ensureBuilt(t)
 
 // ---------------------------------------------------------------------------
 // Running the CLI.

@@ -4,40 +4,20 @@
  * 127.0.0.1:0 over it, the built CLI, and external clients that tests skip
  * outside CI when missing (and fail on under CI=true).
  */
-import { execFile, execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { execFile, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, relative } from 'node:path'
 import type { Test } from 'tap'
 import { SnapshotView, backup, closeRepository, type Repository } from '../../engine/index.js'
 import { makeTestRepo, writeTree } from '../../engine/testing/test-repo.js'
 import { startServer, type RunningServer } from '../index.js'
 import type { AuthConfig } from '../auth.js'
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const CLI = join(ROOT, 'dist', 'bundle', 'coldstore.js')
+export { CLI, ROOT, ensureBuilt } from '../../cli/testing/build.js'
+import { CLI } from '../../cli/testing/build.js'
 export const PASSWORD = 'correct horse'
 
-function newestSource(dir: string): number {
-  let newest = 0
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p))
-    else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(p).mtimeMs)
-  }
-  return newest
-}
-
-/** Builds dist/ when it is missing or older than a source file (so single test files run standalone). */
-export function ensureBuilt(t: Test): void {
-  const built = existsSync(CLI) ? statSync(CLI).mtimeMs : 0
-  const src = Math.max(...['cli', 'engine', 'server'].map((d) => newestSource(join(ROOT, d))))
-  if (built >= src) return
-  t.comment('dist/ is stale: building')
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' })
-  execFileSync(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs')], { cwd: ROOT, stdio: 'inherit' })
-}
 
 /**
  * True when `tool` is on PATH. Otherwise: under CI=true a failure (CI installs
