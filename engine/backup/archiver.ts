@@ -211,7 +211,7 @@ class Archiver {
       slotBytes: repo.chunkerParams.maxBytes + 1024,
       encKey: repo.keys?.encKey ?? null,
       idKey: repo.keys?.idKey ?? null,
-      cachePath: repo.cachePath,
+      presence: () => repo.cache.storedIds(),
     })
     this.packer = new Packer(repo, { dryRun: this.dryRun, indexEveryPacks: o.indexEveryPacks })
     this.small = new SmallFileBatcher({ pool: this.pool, packer: this.packer, level: this.level, limitBytes: repo.chunkerParams.minBytes })
@@ -404,6 +404,7 @@ class Archiver {
     }
     if (st.blocks * 512n < st.size) node.sparse = true
     this.progress.files++
+    this.repo.cache.trimIfWanted()
     const cached = this.repo.cache.getFile(st.dev, st.ino)
     if (
       cached && cached.size === st.size && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs &&

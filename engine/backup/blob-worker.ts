@@ -1,7 +1,7 @@
 /**
  * Worker thread body, for worker-pool.ts. Two kinds of work:
- * - a chunk in a shared slot: name it (keyed BLAKE3), ask the local cache
- *   whether it is stored already, and if not compress and seal it in place;
+ * - a chunk in a shared slot: name it (keyed BLAKE3), look it up in the
+ *   shared set of stored ids, and if it is not there compress and seal it in place;
  * - a batch of small files (each smaller than the chunker's minimum, so one
  *   chunk each): open, read, check and close them here with synchronous I/O,
  *   then name, digest, compress and seal each, writing the sealed blobs one
@@ -13,9 +13,9 @@ import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node
 import { parentPort, workerData } from 'node:worker_threads'
 import { AesGcmSealer, PlainSealer } from '../crypto/index.js'
 import { IdHasher, hashHex } from '../hash/index.js'
-import { BlobPresence } from '../index/index.js'
+import { IdSet } from '../index/index.js'
 import { BlobEncoder, decodeBlobInto, newDecompressionContext } from '../pack/index.js'
-import type { ChunkRequest, DecodeRequest, DecodeResult, FileResult, FilesRequest, WorkerInit, WorkerResponse } from './worker-pool.js'
+import type { ChunkRequest, DecodeRequest, DecodeResult, FileResult, FilesRequest, PresenceRequest, WorkerInit, WorkerResponse } from './worker-pool.js'
 
 const init = workerData as WorkerInit
 const sealer = init.encKey ? new AesGcmSealer(Buffer.from(init.encKey)) : new PlainSealer()
@@ -23,14 +23,8 @@ const ids = new IdHasher(init.idKey ? Buffer.from(init.idKey) : null)
 const slots = init.slots.map((s) => Buffer.from(s))
 const encoders = new Map<number, BlobEncoder>()
 let scratch = Buffer.alloc(0)
-let presence: BlobPresence | null = null
-if (init.cachePath) {
-  try {
-    presence = new BlobPresence(init.cachePath)
-  } catch {
-    presence = null // the cache is an optimisation here: without it every chunk is encoded and the main thread dedups
-  }
-}
+/** Ids stored already (shared with the main thread, which adds to it): known chunks are not compressed or sealed. */
+let presence: IdSet | null = init.presence ? IdSet.view(init.presence) : null
 
 function encoderFor(level: number): BlobEncoder {
   let e = encoders.get(level)
@@ -135,7 +129,11 @@ function doDecode(req: DecodeRequest): WorkerResponse {
   return { seq: req.seq, kind: 'decode', results }
 }
 
-parentPort!.on('message', (req: ChunkRequest | FilesRequest | DecodeRequest) => {
+parentPort!.on('message', (req: ChunkRequest | FilesRequest | DecodeRequest | PresenceRequest) => {
+  if (req.kind === 'presence') {
+    presence = IdSet.view(req.presence)
+    return
+  }
   try {
     parentPort!.postMessage(req.kind === 'chunk' ? doChunk(req) : req.kind === 'files' ? doFiles(req) : doDecode(req))
   } catch (err) {

@@ -1,11 +1,13 @@
 import { Worker } from 'node:worker_threads'
+import type { IdSet } from '../index/index.js'
 import type { Compression } from '../pack/index.js'
 
 /** Data every blob worker starts with. */
 export interface WorkerInit {
   encKey: Uint8Array | null
   idKey: Uint8Array | null
-  cachePath: string | null
+  /** The set of stored blob ids (IdSet.buffer), or null to treat every chunk as new. */
+  presence: SharedArrayBuffer | null
   /** The shared slots chunks are passed in (and sealed blobs passed back in). */
   slots: SharedArrayBuffer[]
 }
@@ -73,6 +75,13 @@ export interface DecodeRequest {
   blobs: DecodeBlob[]
 }
 
+/** The set of stored blob ids grew into a new buffer: use it from now on. */
+export interface PresenceRequest {
+  kind: 'presence'
+  seq: number
+  presence: SharedArrayBuffer
+}
+
 /** Where a decoded blob is in the slot, or why it could not be decoded. */
 export type DecodeResult =
   | { ok: true; offset: number }
@@ -83,6 +92,7 @@ export type WorkerResponse =
   | { seq: number; kind: 'chunk'; id: string; known: true }
   | { seq: number; kind: 'chunk'; id: string; known: false; sealedLength: number; compression: Compression; rawLength: number }
   | { seq: number; kind: 'files'; results: FileResult[] }
+  | { seq: number; kind: 'presence' }
 
 /** What the pool returns for one chunk. `sealed` is a view of the slot: copy it before releasing the slot. */
 export type ChunkResult =
@@ -113,10 +123,15 @@ export class BlobWorkerPool {
   private seq = 0
   private failed: Error | null = null
 
-  constructor(o: { workers: number; slotCount: number; slotBytes: number; encKey: Uint8Array | null; idKey: Uint8Array | null; cachePath: string | null }) {
+  /** The set of stored blob ids the workers check chunks against (it may be replaced as it grows). */
+  private readonly presence: (() => IdSet) | null
+  private sentPresence: SharedArrayBuffer | null = null
+
+  constructor(o: { workers: number; slotCount: number; slotBytes: number; encKey: Uint8Array | null; idKey: Uint8Array | null; presence?: () => IdSet }) {
     this.slots = Array.from({ length: o.slotCount }, () => new SharedArrayBuffer(o.slotBytes))
     this.free = this.slots.map((_, i) => i)
-    this.init = { encKey: o.encKey, idKey: o.idKey, cachePath: o.cachePath, slots: this.slots }
+    this.presence = o.presence ?? null
+    this.init = { encKey: o.encKey, idKey: o.idKey, presence: null, slots: this.slots }
     this.workerCount = Math.max(1, o.workers)
   }
 
@@ -128,6 +143,7 @@ export class BlobWorkerPool {
    * unchanged re-run) never pays for starting them (~50 ms of CPU each).
    */
   private start(): void {
+    this.init.presence = this.sentPresence = this.presence?.().buffer ?? null
     for (let i = 0; i < this.workerCount; i++) {
       // A small young generation: workers allocate little besides Buffers (whose bytes live outside the heap), and
       // V8's default let each worker's heap grow by ~25 MB over a long backup.
@@ -183,6 +199,14 @@ export class BlobWorkerPool {
   private send(req: ChunkRequest | FilesRequest | DecodeRequest, weight: number): Promise<WorkerResponse> {
     if (this.failed) return Promise.reject(this.failed)
     if (this.workers.length === 0) this.start()
+    else if (this.presence) {
+      // The set grew into a new buffer: workers switch before their next request (messages arrive in order).
+      const b = this.presence().buffer
+      if (b !== this.sentPresence) {
+        this.sentPresence = b
+        for (const w of this.workers) w.worker.postMessage({ kind: 'presence', seq: 0, presence: b } satisfies PresenceRequest)
+      }
+    }
     let w = this.workers[0]
     for (const x of this.workers) if (x.busy < w.busy) w = x
     w.busy += weight

@@ -5,3 +5,4 @@
  */
 export * from './index-cache.js'
 export * from './index-object.js'
+export * from './id-set.js'

@@ -198,8 +198,7 @@ export class Repository {
     })
     if (lost.size === 0) return
     this.cache.clearPending([...lost])
-    this.cache.clearIndex()
-    this.cache.addPacks(pending.filter((p) => !lost.has(p.packId)), { pending: true })
+    this.cache.clearIndex() // records the remaining pending packs' blobs again
   }
 
   /** Reads and decodes one index object, checking that its content matches its name. */
@@ -210,13 +209,18 @@ export class Repository {
     return decodeIndexObject(bytes, this.sealer, name)
   }
 
-  /** Writes an index object naming `packs`; returns its object name. */
-  async writeIndexObject(packs: readonly IndexedPack[]): Promise<string> {
+  /**
+   * Writes an index object naming `packs`; returns its object name.
+   * `pending`: the packs are this cache's pending packs, whose blobs it has
+   * recorded already (then only their pending mark is cleared).
+   */
+  async writeIndexObject(packs: readonly IndexedPack[], o: { pending?: boolean } = {}): Promise<string> {
     const bytes = encodeIndexObject(packs, this.sealer)
     const name = `index/${hashHex(bytes)}`
     await this.remote.put(name, bytes)
     this.indexBytesWritten += bytes.length
-    this.cache.addIndexObject(name, packs)
+    if (o.pending) this.cache.markIndexed(name, packs.map((p) => p.packId))
+    else this.cache.addIndexObject(name, packs)
     return name
   }
 
@@ -242,13 +246,14 @@ export class Repository {
     this.cache.clearPending(gone)
     if (present.length === 0) return null
     present.sort((a, b) => (a.packId < b.packId ? -1 : 1))
-    return this.writeIndexObject(present)
+    return this.writeIndexObject(present, { pending: true })
   }
 
   /** Commits a pack written through `newPackWriter` (atomic, durable) and records its blobs in the cache as pending. */
   async savePack(object: ObjectWriter, pack: SealedPack): Promise<void> {
     await object.commit(packObjectName(pack.kind, pack.id))
     this.cache.addPacks([{ packId: pack.id, kind: pack.kind, size: pack.size, entries: pack.entries }], { pending: true })
+    this.cache.trimIfWanted()
   }
 
   /** Starts writing a pack of `kind` to the remote: its bytes stream to `object`; `savePack` commits it. */
@@ -259,11 +264,13 @@ export class Repository {
 
   /** Location of a blob, or undefined. */
   lookup(id: string): BlobLocation | undefined {
+    this.cache.trimIfWanted()
     return this.cache.getBlob(id)
   }
 
   /** Loads one blob's plaintext, checking authentication and its id. Throws NotFoundError or IntegrityError. */
   async loadBlob(id: string): Promise<Buffer> {
+    this.cache.trimIfWanted()
     const loc = this.cache.getBlob(id)
     if (!loc) throw new NotFoundError(`blob ${id}`, `blob ${id} is not in the index (run 'coldstore repair index' if packs were added elsewhere)`)
     const sealed = await this.remote.get(packObjectName(packKindOf(loc.type), loc.packId), { offset: loc.offset, length: loc.length })

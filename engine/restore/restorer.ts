@@ -212,7 +212,7 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
   const decodeWorkers = o.decodeWorkers ?? (totalBytes >= WORKER_MIN_BYTES ? Math.min(availableParallelism() - 1, 3) : 0)
   const pool = decodeWorkers > 0
     // One slot per pack read at once, holding the read and its plaintexts: memory is fixed, and nothing moves between threads.
-    ? new BlobWorkerPool({ workers: decodeWorkers, slotCount: PACKS_AT_ONCE, slotBytes: MAX_READ + MAX_PLAIN, encKey: repo.keys?.encKey ?? null, idKey: repo.keys?.idKey ?? null, cachePath: null })
+    ? new BlobWorkerPool({ workers: decodeWorkers, slotCount: PACKS_AT_ONCE, slotBytes: MAX_READ + MAX_PLAIN, encKey: repo.keys?.encKey ?? null, idKey: repo.keys?.idKey ?? null })
     : null
 
   const setMeta = async (e: Entry, failed: Set<Buffer> | null): Promise<void> => {
