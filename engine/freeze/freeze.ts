@@ -157,7 +157,7 @@ export async function freeze(repo: Repository, o: FreezeOptions): Promise<Freeze
             mechanism: protection?.mechanism ?? null,
             where: repo.remote.properties.location,
             note: protection
-              ? 'the freeze\'s snapshot object, packs and index objects are protected when the freeze is written'
+              ? 'the freeze\'s snapshot object and the packs and index objects it needs are protected; coldstore never removes them while the retention or hold is in force (the owner of the storage may still be able to)'
               : 'this remote cannot enforce retention or legal hold: nothing stops the objects from being deleted there',
           }
         : null,

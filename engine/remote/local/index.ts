@@ -100,7 +100,7 @@ export class LocalRemote implements Remote {
   private constructor(root: string) {
     this.root = root
     this.protection = {
-      mechanism: 'read-only files (mode 0444) on the local disk; coldstore prune refuses them',
+      mechanism: 'read-only files (mode 0444) on the local disk',
       protect: async (names: readonly string[], _request: ProtectionRequest): Promise<void> => {
         for (const name of names) {
           assertObjectName(name)
