@@ -517,17 +517,23 @@ class Archiver {
     for (const file of f.files) {
       const chunker = new Chunker(this.repo.chunkerParams, this.repo.gear)
       const chunks: string[] = []
+      let stored = true // every chunk already stored: counted as unchanged, like a source file found in the cache
+      const add = async (piece: Buffer): Promise<void> => {
+        if (!this.packer.known(this.repo.ids.idHex(piece))) stored = false
+        chunks.push(await this.packer.addPlain('data', piece))
+      }
       let start = 0
       for (const cut of chunker.push(file.content)) {
-        chunks.push(await this.packer.addPlain('data', file.content.subarray(start, cut)))
+        await add(file.content.subarray(start, cut))
         start = cut
       }
-      if (start < file.content.length) chunks.push(await this.packer.addPlain('data', file.content.subarray(start)))
+      if (start < file.content.length) await add(file.content.subarray(start))
       const hasher = new StreamHasher()
       hasher.update(file.content)
       nodes.push({ name: Buffer.from(file.name), type: 'file', mode: 0o644, uid, gid, mtimeNs: f.mtimeNs, size: file.content.length, chunks, blake3: hasher.digestHex() })
       this.stats.files++
-      this.stats.new_files++
+      if (stored && file.content.length > 0) this.stats.unchanged_files++
+      else this.stats.new_files++
       this.stats.bytes += file.content.length
     }
     nodes.sort((a, b) => Buffer.compare(a.name, b.name))
