@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { makeTestRepo, seededBytes, seededText, writeTree } from '../testing/test-repo.js'
 import { backup } from '../backup/index.js'
 import { loadSnapshot } from '../snapshot/index.js'
+import { repairIndex } from '../verify/index.js'
 import { UsageError } from '../errors.js'
 import type { Repository } from '../repo/index.js'
 import {
@@ -146,6 +147,14 @@ t.test('retention and legal hold: the objects a freeze needs become read-only; p
   t.same([...info.packs].sort(), [...needed].sort(), 'protectedPacks lists exactly the packs the protected freeze needs')
   const later = await protectedPacks(repo, new Date('2034-01-01T00:00:00Z'))
   t.same(later.protectedFreezes, [], 'after the retention period the freeze no longer protects its packs')
+
+  // repair index rewrites the index but leaves the protected index objects in place.
+  const protectedIndexes = readdirSync(join(tr.repoDir, 'index')).filter((n) => (statSync(join(tr.repoDir, 'index', n)).mode & 0o222) === 0)
+  t.ok(protectedIndexes.length >= 1, 'index objects naming the freeze\'s packs are read-only')
+  const rep = await repairIndex(repo)
+  for (const n of protectedIndexes) t.ok(existsSync(join(tr.repoDir, 'index', n)), `protected index/${n.slice(0, 12)} kept by repair`)
+  t.notOk(rep.removed.some((n) => protectedIndexes.includes(n.slice('index/'.length))), 'repair reports only what it removed')
+  t.ok((await verifyFreeze(repo, await loadSnapshot(repo, held.id!))).ok, 'the freeze verifies after the repair')
 
   const hold = await freeze(repo, opts(src, { legalHold: true, includeReports: false, now: () => now }))
   const farLater = await protectedPacks(repo, new Date('2100-01-01T00:00:00Z'))
