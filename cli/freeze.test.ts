@@ -14,7 +14,6 @@ import { seededBytes, seededText, writeTree } from '../engine/testing/test-repo.
 import { CLI, ensureBuilt } from './testing/build.js'
 
 const PASSWORD = 'correct horse battery staple'
-const IS_ROOT = process.getuid?.() === 0
 ensureBuilt(t)
 
 interface Result { code: number | null; stdout: string; stderr: string }
@@ -361,5 +360,8 @@ t.test('a freeze killed mid-run shows as interrupted in status; resume completes
   t.match(v.stdout, /10 re-read .*, 10 match/)
   exits(t, await run(['resume', op?.id ?? 'x'], { env, cwd: dir }), 2, 'resuming a finished operation')
   exits(t, await run(['resume', 'nonsense'], { env, cwd: dir }), 2, 'resuming an unknown id')
-  if (!IS_ROOT) for (const x of after) t.equal(statSync(join(dest, 'data', x)).mode & 0o222, 0, 'legal hold: packs read-only')
+  // Legal hold: the packs the freeze needs are read-only (a pack the killed run renamed into place but never
+  // recorded is not needed, its chunks having been stored again: at most one such).
+  const readOnly = after.filter((x) => (statSync(join(dest, 'data', x)).mode & 0o222) === 0).length
+  t.ok(readOnly >= after.length - 1 && readOnly >= 5, `legal hold: ${readOnly} of ${after.length} data packs read-only`)
 })

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -134,12 +134,13 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
       .option('dry-run', { type: 'boolean', default: false, describe: 'predict exactly what the freeze will store, store nothing' }) as never,
   handler: async (a) => {
     const dryRun = Boolean(a['dry-run'])
-    const source = resolve(a.source)
+    let source: string
     try {
+      source = realpathSync(resolve(a.source)) // a symlink to the project freezes the project
       if (!statSync(source).isDirectory()) throw new CliError(`the source of a freeze must be a folder: ${a.source}`, EXIT.usage)
     } catch (e) {
       if (e instanceof CliError) throw e
-      throw new CliError(`cannot read source ${a.source}: ${(e as Error).message}`, EXIT.usage)
+      throw new CliError(`cannot read source ${a.source}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, EXIT.usage)
     }
     const url = destinationUrl(a.destination)
     const { defaults, files: configFiles } = loadFreezeDefaults(source)

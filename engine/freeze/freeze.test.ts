@@ -15,6 +15,7 @@ import { makeTestRepo, seededBytes, seededText, writeTree } from '../testing/tes
 import { backup } from '../backup/index.js'
 import { loadSnapshot } from '../snapshot/index.js'
 import { repairIndex } from '../verify/index.js'
+import { SnapshotView } from '../vfs/index.js'
 import { UsageError } from '../errors.js'
 import type { Repository } from '../repo/index.js'
 import {
@@ -301,4 +302,21 @@ t.test('a source named like the generated folder is refused', async (t) => {
   writeTree(src, { 'a.txt': 'a' })
   await t.rejects(freeze(tr.repo, opts(src)), UsageError)
   await t.rejects(freeze(tr.repo, opts(join(src, 'a.txt'))), /must be a folder/)
+})
+
+t.test('freezes appear in the browsing view under freezes/, named by their event', async (t) => {
+  const dir = t.testdir()
+  const tr = await makeTestRepo(dir)
+  t.teardown(() => tr.repo.close())
+  const src = join(dir, 'project')
+  writeTree(src, { 'a.txt': 'a\n' })
+  await freeze(tr.repo, opts(src, { includeReports: false, includeSetupDocs: true, now: () => new Date('2026-05-02T10:00:00Z') }))
+  await freeze(tr.repo, opts(src, {
+    event: { type: 'audit', name: null, deliverable: null, description: null, contact: null },
+    includeReports: false, includeSetupDocs: false, now: () => new Date('2026-06-01T00:00:00Z'),
+  }))
+  const view = await SnapshotView.open(tr.repo, { now: () => new Date('2026-07-01T00:00:00Z'), refreshMs: 5000 })
+  t.same((await view.list([Buffer.from('freezes')])).map((e) => e.name.toString()), ['PNAS submission_2026-05-02T10-00-00', 'audit_2026-06-01T00-00-00'])
+  t.same((await view.list([Buffer.from('freezes'), Buffer.from('PNAS submission_2026-05-02T10-00-00')])).map((e) => e.name.toString()), [FREEZE_INFO_FOLDER, 'project'],
+    'the freeze holds the project and its generated folder')
 })

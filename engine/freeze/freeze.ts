@@ -121,7 +121,7 @@ export async function freeze(repo: Repository, o: FreezeOptions): Promise<Freeze
   if (!st.isDirectory()) throw new UsageError(`the source of a freeze must be a folder: ${o.source}`)
   const name = abs === '/' ? 'ROOT' : basename(abs)
   if (name === FREEZE_INFO_FOLDER) throw new UsageError(`a source named ${FREEZE_INFO_FOLDER} clashes with the freeze's generated folder: freeze its parent or rename it`)
-  const prefix = Buffer.from(abs)
+  const prefix = Buffer.from(abs === '/' ? '' : abs)
   const nameBytes = Buffer.from(name)
   const entries: ManifestEntry[] = []
   const lockFiles: EnvironmentInfo['lock_files'] = []
