@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { CommandModule } from 'yargs'
 import {
-  DEFAULT_CHUNKER_PARAMS, DEFAULT_PACK_BYTES, ExcludeMatcher, NotFoundError, TEST_KDF, captureGit, checkRequiredFields, closeRepository,
+  DEFAULT_CHUNKER_PARAMS, DEFAULT_PACK_BYTES, ExcludeMatcher, adoptUnindexedPacks, NotFoundError, TEST_KDF, captureGit, checkRequiredFields, closeRepository,
   describeRemoteUrl, findComplianceTemplate, freeze, gitToplevel, initRepository, openRepository,
   type BackupWarning, type ComplianceTemplate, type FreezeEvent, type FreezeResult, type Repository,
 } from '../../engine/index.js'
@@ -178,6 +178,11 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
       created = dest.created
       try {
         if (created === 'created' && !a.quiet) err(`created encrypted repository at ${describeRemoteUrl(url)}`)
+        if (op && op.record.attempts > 1) {
+          // Resuming: packs the interrupted run stored but did not live to record are taken up, not stored again.
+          const adopted = await adoptUnindexedPacks(dest.repo)
+          if (adopted.packs && !a.quiet) err(`resume: reusing ${adopted.packs} packs (${formatBytes(adopted.bytes)}) the interrupted run stored but had not recorded`)
+        }
         result = await freeze(dest.repo, {
           source, event, compliance, retentionYears, legalHold, git,
           includeEnvironment: a['include-environment'] ?? defaults.include_environment ?? false,

@@ -16,10 +16,11 @@ import { backup } from '../backup/index.js'
 import { loadSnapshot } from '../snapshot/index.js'
 import { repairIndex } from '../verify/index.js'
 import { SnapshotView } from '../vfs/index.js'
+import { LocalRemote } from '../remote/index.js'
+import { Repository } from '../repo/index.js'
 import { UsageError } from '../errors.js'
-import type { Repository } from '../repo/index.js'
 import {
-  FREEZE_INFO_FOLDER, canonicalManifest, captureGit, checkRequiredFields, escapeManifestPath, findComplianceTemplate, freeze,
+  FREEZE_INFO_FOLDER, adoptUnindexedPacks, canonicalManifest, captureGit, checkRequiredFields, escapeManifestPath, findComplianceTemplate, freeze,
   isLockFile, manifestDigest, parseComplianceTemplates, protectedPacks, packsOfSnapshot, verifyFreeze, type FreezeOptions,
 } from './index.js'
 
@@ -319,4 +320,27 @@ t.test('freezes appear in the browsing view under freezes/, named by their event
   t.same((await view.list([Buffer.from('freezes')])).map((e) => e.name.toString()), ['PNAS submission_2026-05-02T10-00-00', 'audit_2026-06-01T00-00-00'])
   t.same((await view.list([Buffer.from('freezes'), Buffer.from('PNAS submission_2026-05-02T10-00-00')])).map((e) => e.name.toString()), [FREEZE_INFO_FOLDER, 'project'],
     'the freeze holds the project and its generated folder')
+})
+
+t.test('adoptUnindexedPacks takes up packs no index or cache knows, so they are not stored again', async (t) => {
+  const dir = t.testdir()
+  const tr = await makeTestRepo(dir)
+  const src = join(dir, 'project')
+  makeProject(src)
+  const first = await backup(tr.repo, { paths: [src], hostname: 'h', username: 'u', program: 'p', now: () => new Date() })
+  await tr.repo.close()
+  // As if the run had been killed after uploading its packs: no index objects, and a cache that never saw them.
+  for (const n of readdirSync(join(tr.repoDir, 'index'))) rmSync(join(tr.repoDir, 'index', n))
+  rmSync(join(tr.repoDir, 'snapshots'), { recursive: true })
+  const repo = await Repository.open(await LocalRemote.open({ path: tr.repoDir }), { password: tr.password, cacheDir: join(dir, 'fresh-cache') })
+  t.teardown(() => repo.close())
+  await repo.syncIndex()
+  const packFiles = ['data', 'meta'].flatMap((k) => readdirSync(join(tr.repoDir, k)).flatMap((d) => readdirSync(join(tr.repoDir, k, d))))
+  const adopted = await adoptUnindexedPacks(repo)
+  t.equal(adopted.packs, packFiles.length, 'every pack is adopted')
+  t.equal(adopted.bytes, first.snapshot.stats.added_data_bytes! + first.snapshot.stats.added_meta_bytes!)
+  t.same(await adoptUnindexedPacks(repo), { packs: 0, bytes: 0 }, 'adopting again finds nothing new')
+  const again = await backup(repo, { paths: [src], hostname: 'h', username: 'u', program: 'p', now: () => new Date() })
+  t.equal(again.snapshot.stats.new_chunks, 0, 'nothing is stored again')
+  t.equal(readdirSync(join(tr.repoDir, 'index')).length, 1, 'the adopted packs are indexed at the end of the run')
 })

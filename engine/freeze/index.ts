@@ -4,6 +4,7 @@
  * metadata), their verification report and the packs freezes protect.
  * Imports backup/, snapshot/, tree/, repo/ and below.
  */
+export * from './adopt.js'
 export * from './compliance.js'
 export * from './environment.js'
 export * from './freeze.js'
