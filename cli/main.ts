@@ -10,6 +10,10 @@ import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { EXIT, VERSION, describeError, err, type GlobalArgs } from './common.js'
 import { diffCommand } from './commands/diff.js'
+import { freezeCommand } from './commands/freeze.js'
+import { inspectCommand } from './commands/inspect.js'
+import { resumeCommand } from './commands/resume.js'
+import { statusCommand } from './commands/status.js'
 import { initCommand } from './commands/init.js'
 import { lsCommand } from './commands/ls.js'
 import { repairCommand } from './commands/repair.js'
@@ -37,6 +41,10 @@ async function main(): Promise<void> {
     .command(diffCommand)
     .command(repairCommand)
     .command(serveCommand)
+    .command(freezeCommand)
+    .command(inspectCommand)
+    .command(statusCommand)
+    .command(resumeCommand)
     .demandCommand(1, 'give a command; see coldstore --help')
     .strict()
     .version(VERSION)

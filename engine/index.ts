@@ -23,3 +23,11 @@ export { backup, type BackupOptions, type BackupResult, type BackupWarning, type
 export { restore, type RestoreOptions, type RestoreResult, type RestoreError } from './restore/index.js'
 export { verify, repairIndex, type VerifyOptions, type VerifyReport, type Finding, type FindingKind, type RepairIndexResult } from './verify/index.js'
 export { SnapshotView, VfsFile, ChunkCache, FREEZES_FOLDER, LATEST_FOLDER, type VfsEntry, type SnapshotViewOptions, type ChunkCacheOptions } from './vfs/index.js'
+export {
+  freeze, verifyFreeze, adoptUnindexedPacks, captureGit, gitToplevel, protectedPacks, packsOfSnapshot, isFreezeProtected, parseComplianceTemplates,
+  findComplianceTemplate, checkRequiredFields, manifestDigest, canonicalManifest, FREEZE_INFO_FOLDER, FREEZE_FIELDS,
+  type FreezeOptions, type FreezeResult, type FreezeMeta, type FreezeEvent, type FreezeImmutability, type FreezeVerification,
+  type ComplianceTemplate, type FreezeField, type GitState, type EnvironmentInfo, type ManifestEntry,
+} from './freeze/index.js'
+export type { GeneratedFolder } from './backup/index.js'
+export type { ObjectProtection, ProtectionRequest } from './remote/index.js'

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs'
-import { findSnapshot, verify } from '../../engine/index.js'
+import { findSnapshot, verify, verifyFreeze, type FreezeVerification, type VerifyReport } from '../../engine/index.js'
 import { CliError, EXIT, Progress, formatBytes, out, printJson, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -28,17 +28,29 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
       .option('job', { type: 'string' }) as never,
   handler: async (a) => {
     const readData = a['read-data'] ? 1 : a['read-data-subset'] ? parseSubset(a['read-data-subset']) : 0
-    const report = await withRepo(a, async (repo) => {
+    let location = ''
+    const { report, freeze } = await withRepo(a, async (repo): Promise<{ report: VerifyReport; freeze: FreezeVerification | null }> => {
+      location = repo.remote.properties.location
       const snapshots = a.snap ? [await findSnapshot(repo, a.snap, { job: a.job })] : undefined
       const progress = new Progress(a)
       try {
-        return await verify(repo, { snapshots, readData, onProgress: (p) => progress.line(`verify: ${p.phase} ${p.done}${p.total ? `/${p.total}` : ''}`) })
+        const report = await verify(repo, { snapshots, readData, onProgress: (p) => progress.line(`verify: ${p.phase} ${p.done}${p.total ? `/${p.total}` : ''}`) })
+        // A freeze gets its verification report: every file re-read and checked, and the manifest digest.
+        // Only when the structure is sound: the report reads through the index, which a damaged repository may lack.
+        let freeze: FreezeVerification | null = null
+        if (snapshots?.[0]?.kind === 'freeze' && report.ok) {
+          await repo.syncIndex()
+          freeze = await verifyFreeze(repo, snapshots[0], { now: () => new Date(), onProgress: (p) => progress.line(`verify: files ${p.files}, ${formatBytes(p.bytes)}`) })
+        }
+        return { report, freeze }
       } finally {
         progress.done()
       }
     }, { syncIndex: false }) // reads index objects itself: works when one is damaged
     if (a.json) {
-      printJson(report)
+      printJson(freeze ? { ...report, ok: report.ok && freeze.ok, freeze } : report)
+    } else if (freeze) {
+      printFreezeReport(freeze, report, location)
     } else {
       for (const f of report.findings) {
         out(`${f.severity}: ${f.kind}: ${f.message}`)
@@ -47,6 +59,27 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
       const s = report.stats
       out(`${report.ok ? 'no errors' : `${report.findings.filter((f) => f.severity === 'error').length} errors`}: checked ${s.snapshots} snapshots, ${s.trees} trees, ${s.blobs} blobs, ${s.packs} packs${readData ? `; read ${s.packs_read} packs (${formatBytes(s.bytes_read)})` : ''}`)
     }
-    if (!report.ok) process.exitCode = EXIT.failure
+    if (!report.ok || (freeze && !freeze.ok)) process.exitCode = EXIT.failure
   },
+}
+
+/** The verification report of a freeze, for people (and to attach to a submission). */
+function printFreezeReport(f: FreezeVerification, r: VerifyReport, location: string): void {
+  const e = f.event
+  out('coldstore freeze verification report')
+  out('')
+  out(`freeze:           ${f.snapshot}`)
+  if (e) out(`event:            ${e.type}${e.name ? ` "${e.name}"` : ''}${e.contact ? ` (contact ${e.contact})` : ''}`)
+  out(`frozen at:        ${f.time}`)
+  out(`checked at:       ${f.checked_at}`)
+  out(`repository:       ${location}`)
+  out('checks:')
+  for (const c of f.checks) out(`  - ${c}`)
+  out(`structure:        ${r.ok ? 'no errors' : 'ERRORS'} (${r.stats.trees} trees, ${r.stats.packs} packs checked)`)
+  for (const x of r.findings) out(`  ${x.severity}: ${x.kind}: ${x.message}`)
+  out(`files:            ${f.files.checked} re-read (${formatBytes(f.files.bytes)}), ${f.files.ok} match their BLAKE3, ${f.files.failed} do not`)
+  for (const p of f.problems) out(`  FAILED ${p.path}: ${p.problem}: ${p.message}${p.expected ? ` (expected ${p.expected}, got ${p.actual ?? 'nothing'})` : ''}`)
+  out(`manifest digest:  ${f.manifest.computed_digest} (recomputed from the tree: ${f.manifest.files} files, ${formatBytes(f.manifest.bytes)})`)
+  if (f.manifest.recorded_digest !== null) out(`                  ${f.manifest.recorded_digest} (recorded at freeze time): ${f.manifest.match ? 'match' : 'MISMATCH'}`)
+  out(`result:           ${f.ok && r.ok ? 'PASS' : 'FAIL'}`)
 }

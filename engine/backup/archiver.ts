@@ -58,6 +58,21 @@ export interface BackupOptions {
   onWarning?: (w: BackupWarning) => void
   /** Called once the file-change cache and snapshot are durable (tests use it to kill mid-run). */
   signal?: AbortSignal
+  /** Called for every regular file the snapshot holds (stored now or unchanged), with its absolute path and node. */
+  onFile?: (abs: Buffer, node: TreeNode) => void
+  /**
+   * Called once the sources are stored, before the root tree is written (freezes): top-level folders of
+   * generated files to add to the snapshot, and the `meta` to store (replaces `meta` when given).
+   */
+  beforeRoot?: () => Promise<{ folders?: readonly GeneratedFolder[]; meta?: Record<string, unknown> }>
+}
+
+/** A top-level folder of generated files (a freeze's SETUP.md and reports), stored like source files. */
+export interface GeneratedFolder {
+  name: string
+  /** Modification time of the folder and its files (fixed, so a dry run predicts the real run's trees). */
+  mtimeNs: bigint
+  files: readonly { name: string; content: Buffer }[]
 }
 
 export interface BackupResult {
@@ -244,6 +259,15 @@ class Archiver {
       const node = await this.saveEntry(s.abs, s.name, '', s.st, GitignoreScope.root())
       if (node) rootNodes.push(node)
     }
+    let meta = this.o.meta
+    if (this.o.beforeRoot) {
+      const extra = await this.o.beforeRoot()
+      if (extra.meta) meta = extra.meta
+      for (const f of extra.folders ?? []) {
+        if (rootNodes.some((n) => n.name.toString() === f.name)) throw new UsageError(`a source is named ${f.name}, the name of the generated folder: rename it or snapshot it separately`)
+        rootNodes.push(await this.saveGenerated(f, sources[0]?.st))
+      }
+    }
     const rootId = await this.packer.addPlain('tree', encodeTree(rootNodes))
     this.flushFileCache()
     await this.packer.flush()
@@ -256,6 +280,8 @@ class Archiver {
     this.stats.added_bytes = this.packer.packBytes + indexBytes
     this.stats.added_data_bytes = this.packer.packBytesByKind.data
     this.stats.added_meta_bytes = this.packer.packBytesByKind.meta
+    this.stats.new_raw_bytes = this.packer.rawBytesByKind.data + this.packer.rawBytesByKind.meta
+    this.stats.new_stored_bytes = this.packer.storedBytesByKind.data + this.packer.storedBytesByKind.meta
     this.stats.duration_s = Math.round((Date.now() - started) / 10) / 100
     this.tick('', true)
     const doc: SnapshotDoc = {
@@ -271,7 +297,7 @@ class Archiver {
       parent: null,
       stats: this.stats,
       program: this.o.program,
-      ...(this.o.meta ? { meta: this.o.meta } : {}),
+      ...(meta ? { meta } : {}),
     }
     const id = this.dryRun ? null : await saveSnapshot(this.repo, doc)
     await this.repo.cache.flush()
@@ -417,13 +443,14 @@ class Archiver {
       this.stats.bytes += node.size
       this.stats.unchanged_files++
       this.progress.bytes += Number(st.size)
+      this.o.onFile?.(abs, node)
       this.tick(rel)
       return node
     }
     if (st.size < BigInt(this.repo.chunkerParams.minBytes)) {
       const r = await this.small.add(abs, Number(st.size), st.mtimeNs)
       if (r.ok) this.progress.bytes += r.size // (files read here count their bytes as they go)
-      if (r.ok) return this.fileStored(node, rel, st, cached !== undefined, { size: r.size, chunks: [r.id], blake3: r.blake3 }, r.changed, BigInt(r.afterSize))
+      if (r.ok) return this.fileStored(abs, node, rel, st, cached !== undefined, { size: r.size, chunks: [r.id], blake3: r.blake3 }, r.changed, BigInt(r.afterSize))
       if (r.code !== 'EGREW') {
         this.warn({ path: rel, kind: r.code === 'ENOENT' ? 'vanished' : 'unreadable', message: r.message })
         return null
@@ -451,7 +478,7 @@ class Archiver {
       const r = await this.readFile(fd, rel)
       const after = await fstatFd(fd)
       const changed = after.size !== st.size || after.mtimeNs !== st.mtimeNs || BigInt(r.size) !== st.size
-      return this.fileStored(node, rel, st, cached !== undefined, r, changed, after.size)
+      return this.fileStored(abs, node, rel, st, cached !== undefined, r, changed, after.size)
     } catch (err) {
       this.warn({ path: rel, kind: 'unreadable', message: `read failed: ${(err as Error).message}` })
       return null
@@ -462,7 +489,7 @@ class Archiver {
 
   /** Records a stored file: its node, the change cache (unless it changed while read), stats. */
   private fileStored(
-    node: TreeNode, rel: string, st: BigIntStats, wasCached: boolean,
+    abs: Buffer, node: TreeNode, rel: string, st: BigIntStats, wasCached: boolean,
     r: { size: number; chunks: string[]; blake3: string }, changed: boolean, afterSize: bigint,
   ): TreeNode {
     node.size = r.size
@@ -478,8 +505,42 @@ class Archiver {
     this.stats.bytes += r.size
     if (wasCached) this.stats.changed_files++
     else this.stats.new_files++
+    this.o.onFile?.(abs, node)
     this.tick(rel)
     return node
+  }
+
+  /** Stores a generated folder: its files cut by the chunker like source files, on this thread. */
+  private async saveGenerated(f: GeneratedFolder, owner: BigIntStats | undefined): Promise<TreeNode> {
+    const uid = Number(owner?.uid ?? 0n)
+    const gid = Number(owner?.gid ?? 0n)
+    const nodes: TreeNode[] = []
+    for (const file of f.files) {
+      const chunker = new Chunker(this.repo.chunkerParams, this.repo.gear)
+      const chunks: string[] = []
+      let stored = true // every chunk already stored: counted as unchanged, like a source file found in the cache
+      const add = async (piece: Buffer): Promise<void> => {
+        if (!this.packer.known(this.repo.ids.idHex(piece))) stored = false
+        chunks.push(await this.packer.addPlain('data', piece))
+      }
+      let start = 0
+      for (const cut of chunker.push(file.content)) {
+        await add(file.content.subarray(start, cut))
+        start = cut
+      }
+      if (start < file.content.length) await add(file.content.subarray(start))
+      const hasher = new StreamHasher()
+      hasher.update(file.content)
+      nodes.push({ name: Buffer.from(file.name), type: 'file', mode: 0o644, uid, gid, mtimeNs: f.mtimeNs, size: file.content.length, chunks, blake3: hasher.digestHex() })
+      this.stats.files++
+      if (stored && file.content.length > 0) this.stats.unchanged_files++
+      else this.stats.new_files++
+      this.stats.bytes += file.content.length
+    }
+    nodes.sort((a, b) => Buffer.compare(a.name, b.name))
+    this.stats.dirs++
+    const subtree = await this.packer.addPlain('tree', encodeTree(nodes))
+    return { name: Buffer.from(f.name), type: 'dir', mode: 0o755, uid, gid, mtimeNs: f.mtimeNs, subtree }
   }
 
   /** Writes remembered files to the file-change cache in one transaction. */

@@ -45,6 +45,9 @@ export class Packer {
   /** Of packBytes, per kind of pack. */
   readonly packBytesByKind: Record<PackKind, number> = { data: 0, meta: 0 }
   blobs = 0
+  /** Of the new blobs: plaintext bytes, and stored (compressed, sealed) bytes, per kind of pack. Exact in a dry run too: they do not depend on how blobs fall into packs. */
+  readonly rawBytesByKind: Record<PackKind, number> = { data: 0, meta: 0 }
+  readonly storedBytesByKind: Record<PackKind, number> = { data: 0, meta: 0 }
 
   constructor(repo: Repository, opts: { dryRun: boolean; maxUploads?: number; indexEveryPacks?: number }) {
     this.repo = repo
@@ -70,6 +73,8 @@ export class Packer {
     this.added.add(id)
     this.blobs++
     const kind = packKindOf(type)
+    this.rawBytesByKind[kind] += blob.rawLength
+    this.storedBytesByKind[kind] += blob.sealed.length
     let p = this.current(kind)
     // Finish first when this blob would take the pack past its target.
     if (p.writer.wouldOverflow(blob.sealed.length)) {

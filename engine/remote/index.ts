@@ -8,7 +8,7 @@
  * folder, and only registry.ts loads such kinds (with import()); do not
  * re-export an SDK-backed kind here, or every user of the engine loads its SDK.
  */
-export type { ByteRange, ObjectInfo, ObjectWriter, PutOptions, Remote, RemoteProperties } from './remote.js'
+export type { ByteRange, ObjectInfo, ObjectProtection, ObjectWriter, ProtectionRequest, PutOptions, Remote, RemoteProperties } from './remote.js'
 export { BufferedObjectWriter, assertObjectName, createObjectWriter } from './remote.js'
 export { LocalRemote } from './local/index.js'
 export { MemoryRemote } from './memory/index.js'

@@ -76,6 +76,29 @@ export interface Remote {
   list(prefix: string): AsyncIterable<ObjectInfo>
   delete(name: string): Promise<void>
   close(): Promise<void>
+  /**
+   * Optional capability: keeps objects from being changed or removed (freezes with a retention period or a
+   * legal hold). S3 would set Object Lock retention or a legal hold, GCS object holds or retention; a local
+   * remote makes the files read-only. Remotes without it cannot enforce immutability, and callers must say so.
+   */
+  readonly protection?: ObjectProtection
+}
+
+/** What a freeze asks a remote to enforce. */
+export interface ProtectionRequest {
+  /** Keep until this time (null: no retention period). */
+  retainUntil: Date | null
+  legalHold: boolean
+}
+
+/** How a remote enforces immutability (`Remote.protection`). */
+export interface ObjectProtection {
+  /** How it is enforced, for people (e.g. "read-only files (mode 0444)"). */
+  readonly mechanism: string
+  /** Protects `names` (existing objects). Idempotent. */
+  protect(names: readonly string[], request: ProtectionRequest): Promise<void>
+  /** True when `name` is currently protected (for `inspect`). */
+  isProtected(name: string): Promise<boolean>
 }
 
 const NAME = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/

@@ -16,6 +16,13 @@ export interface SnapshotStats {
   /** Of `added_bytes`: data packs (file contents) and metadata packs (trees); the rest is index objects. Absent in snapshots made before 2026-11-22. */
   added_data_bytes?: number
   added_meta_bytes?: number
+  /**
+   * Of the new blobs: plaintext bytes (`new_raw_bytes`) and their stored, compressed and sealed sizes
+   * (`new_stored_bytes`), file contents and trees together, without pack headers and index objects. A dry
+   * run predicts both exactly. Absent in snapshots made before 2026-11-22 (freeze work).
+   */
+  new_raw_bytes?: number
+  new_stored_bytes?: number
   duration_s: number
 }
 

@@ -63,7 +63,12 @@ export async function repairIndex(
   // Index objects of at most 20,000 packs each keep single objects small.
   for (let i = 0; i < packs.length; i += 20000) written.push(await repo.writeIndexObject(packs.slice(i, i + 20000)))
   repo.cache.clearPending(packs.map((p) => p.packId))
-  const removed = old.filter((n) => !written.includes(n))
-  for (const n of removed) await repo.remote.delete(n)
+  const removed: string[] = []
+  for (const n of old.filter((x) => !written.includes(x))) {
+    // Index objects a protected freeze needs stay (they are only redundant now; a retention lock would refuse the delete).
+    if (await repo.remote.protection?.isProtected(n)) continue
+    await repo.remote.delete(n)
+    removed.push(n)
+  }
   return { packs: packs.length, blobs: packs.reduce((n, p) => n + p.entries.length, 0), unreadable, salvaged, written, removed }
 }

@@ -342,8 +342,9 @@ function freezeName(s: Snapshot): string {
     const v = m[key]
     if (typeof v === 'string' && v.trim() !== '') return v
     if (v && typeof v === 'object') {
-      const inner = (v as Record<string, unknown>).name ?? (v as Record<string, unknown>).title
-      if (typeof inner === 'string' && inner.trim() !== '') return inner
+      const o = v as Record<string, unknown>
+      // coldstore freeze stores { event: { type, name } }; an audit has a type and no name.
+      for (const inner of [o.name, o.title, o.type]) if (typeof inner === 'string' && inner.trim() !== '') return inner
     }
   }
   return 'freeze'

@@ -10,7 +10,7 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, ExistsError, NotFoundError, RemoteError } from '../../errors.js'
-import type { ByteRange, ObjectInfo, ObjectWriter, PutOptions, Remote, RemoteProperties } from '../remote.js'
+import type { ByteRange, ObjectInfo, ObjectProtection, ObjectWriter, ProtectionRequest, PutOptions, Remote, RemoteProperties } from '../remote.js'
 import { assertObjectName } from '../remote.js'
 
 /** Configuration of a LocalRemote, as returned by `parseConfig`. */
@@ -90,9 +90,37 @@ export class LocalRemote implements Remote {
   readonly root: string
   /** Directories known to exist (or being created), so a put costs no mkdir call after the first one in a directory. */
   private readonly dirs = new Map<string, Promise<void>>()
+  /**
+   * Immutability on a local disk: protected objects become read-only files (mode 0444). That stops
+   * accidental changes and coldstore's own prune (which refuses objects that freezes need), not the
+   * owner of the directory or root, who can still delete them: a local disk cannot enforce more.
+   */
+  readonly protection: ObjectProtection
 
   private constructor(root: string) {
     this.root = root
+    this.protection = {
+      mechanism: 'read-only files (mode 0444) on the local disk',
+      protect: async (names: readonly string[], _request: ProtectionRequest): Promise<void> => {
+        for (const name of names) {
+          assertObjectName(name)
+          try {
+            await fs.chmod(this.pathOf(name), 0o444)
+          } catch (err) {
+            throw mapError(err, 'protect', name)
+          }
+        }
+      },
+      isProtected: async (name: string): Promise<boolean> => {
+        assertObjectName(name)
+        try {
+          return ((await fs.stat(this.pathOf(name))).mode & 0o222) === 0
+        } catch (err) {
+          if (errnoOf(err) === 'ENOENT') return false
+          throw mapError(err, 'stat', name)
+        }
+      },
+    }
     // Enough parallel fsyncs to keep an SSD or a network mount busy; a spinning disk would prefer fewer.
     this.properties = { location: root, maxConnections: 8 }
   }
