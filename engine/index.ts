@@ -23,3 +23,12 @@ export { backup, type BackupOptions, type BackupResult, type BackupWarning, type
 export { restore, type RestoreOptions, type RestoreResult, type RestoreError } from './restore/index.js'
 export { verify, repairIndex, type VerifyOptions, type VerifyReport, type Finding, type FindingKind, type RepairIndexResult } from './verify/index.js'
 export { SnapshotView, VfsFile, ChunkCache, FREEZES_FOLDER, LATEST_FOLDER, type VfsEntry, type SnapshotViewOptions, type ChunkCacheOptions } from './vfs/index.js'
+export {
+  appendAudit, listAudit, verifyAudit, generateAuditKey, loadAuditPrivateKey, loadAuditPublicKey, auditKeyId, AUDIT_OPERATIONS,
+  type AuditEntry, type StoredAuditEntry, type AuditInput, type AuditOperation, type AuditFinding, type AuditFindingKind, type AuditVerifyReport, type AuditVerifyOptions,
+} from './audit/index.js'
+export {
+  exportSnapshot, verifyPackage, isPackageName, manifestLine, parseManifestLine, publishGithubRelease, gitTagAtHead, gitOriginRepo, parseGithubRemote,
+  GithubError, DEFAULT_GITHUB_API_URL,
+  type ExportOptions, type ExportResult, type ExportProgress, type PackageReport, type PackageProblem, type GithubReleaseOptions, type GithubReleaseResult, type ReleaseAsset,
+} from './export/index.js'

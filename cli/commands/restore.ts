@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { findSnapshot, restore, type RestoreResult } from '../../engine/index.js'
+import { prepareAudit } from '../audit-hook.js'
 import { CliError, EXIT, Progress, err, formatBytes, out, parseSnapRef, printJson, withRepo, type GlobalArgs } from '../common.js'
 import { interactiveRestore } from '../interactive.js'
 
@@ -39,18 +40,25 @@ export const restoreCommand: CommandModule<GlobalArgs, Args> = {
       report(a, picked.result, (Date.now() - started) / 1000, picked.snapshot === null)
       return
     }
+    const audit = prepareAudit(a)
     const { snap, path } = parseSnapRef(a.ref!)
     const r = await withRepo(a, async (repo) => {
       const s = await findSnapshot(repo, snap, { job: a.job })
       const progress = new Progress(a)
+      let result
       try {
-        return await restore(repo, {
+        result = await restore(repo, {
           snapshot: s, path, target: a.target, include: a.include, exclude: a.exclude, overwrite: a.overwrite,
           onProgress: (p) => progress.counts(p),
         })
       } finally {
         progress.done()
       }
+      await audit.record(repo, {
+        operation: 'restore', snapshotId: s.id,
+        summary: { path: path.toString(), target: a.target, files: result.files, dirs: result.dirs, bytes: result.bytes, errors: result.errors.length },
+      })
+      return result
     })
     report(a, r, (Date.now() - started) / 1000, false)
   },
