@@ -58,6 +58,12 @@ export interface AuditEntry {
   summary: Record<string, unknown>
   /** 16 random bytes, hex: the id reveals nothing about guessable contents. */
   nonce: string
+  /**
+   * Only in the first entry (seq 1): the snapshot objects that existed when
+   * the trail began, sorted. They are "not covered"; any other snapshot
+   * without an entry is an error.
+   */
+  preexisting_snapshots?: string[]
 }
 
 /** The optional second line of the plaintext. */
@@ -252,6 +258,15 @@ export async function appendAudit(repo: Repository, input: AuditInput): Promise<
       await sleep(20 + randomInt(80) * (1 + attempt))
       continue
     }
+    let preexisting: string[] | undefined
+    if (headSeq === 0) {
+      preexisting = []
+      for await (const o of repo.remote.list('snapshots/')) {
+        const id = o.name.slice('snapshots/'.length)
+        if (id !== input.snapshotId) preexisting.push(id)
+      }
+      preexisting.sort()
+    }
     const entry: AuditEntry = {
       version: 1,
       repository: repo.config.id,
@@ -266,6 +281,7 @@ export async function appendAudit(repo: Repository, input: AuditInput): Promise<
       removed: input.removed ?? [],
       summary: input.summary ?? {},
       nonce: randomBytes(16).toString('hex'),
+      ...(preexisting ? { preexisting_snapshots: preexisting } : {}),
     }
     const plain = encodeAuditPlaintext(entry, input.signingKey)
     const id = hashHex(plain)
@@ -361,9 +377,9 @@ export interface AuditVerifyReport {
  * seqs run 1…n without gaps, each entry names the previous one, signatures
  * verify, every snapshot recorded as written still matches the digest
  * recorded (or was removed by a recorded forget/prune), and every snapshot
- * object made since the trail began has an entry. Snapshots older than the
- * first entry are reported as not covered (info), so repositories from before
- * the audit trail still verify.
+ * object has an entry unless the first entry lists it as existing before the
+ * trail began: those are reported as not covered (info), so repositories from
+ * before the audit trail still verify.
  *
  * Limit: removing the newest entries (truncating the tail) leaves a valid
  * chain; it shows only when a removed entry recorded a snapshot that still
@@ -465,7 +481,8 @@ export async function verifyAudit(repo: Repository, o: AuditVerifyOptions = {}):
   const snapIds: string[] = []
   for await (const obj of repo.remote.list('snapshots/')) snapIds.push(obj.name.slice('snapshots/'.length))
   const present = new Set(snapIds)
-  const genesisTime = chain.length ? chain[0].entry.time : null
+  const genesis = chain.length && chain[0].seq === 1 ? chain[0].entry : null
+  const preexisting = new Set(genesis?.preexisting_snapshots ?? [])
   let covered = 0
   let notCovered = 0
   await forEachLimit(snapIds, repo.remote.properties.maxConnections * 2, async (id) => {
@@ -504,10 +521,11 @@ export async function verifyAudit(repo: Repository, o: AuditVerifyOptions = {}):
       // unparsable: treated as made after the trail began
     }
     notCovered++
-    if (genesisTime !== null && !(time < genesisTime)) {
-      findings.push({ kind: 'unrecorded_snapshot', severity: 'error', name, snapshotId: id, message: `${name}: made ${time || 'at an unknown time'}, after the audit trail began, but no entry records it (an entry was removed, or the run was interrupted before recording it)` })
+    // Without a readable first entry nothing says which snapshots came before the trail: report, do not fail.
+    if (genesis !== null && !preexisting.has(id)) {
+      findings.push({ kind: 'unrecorded_snapshot', severity: 'error', name, snapshotId: id, message: `${name}: made ${time || 'at an unknown time'}, not there when the audit trail began, and no entry records it (an entry was removed, or the run was interrupted before recording it)` })
     } else {
-      findings.push({ kind: 'uncovered_snapshot', severity: 'info', name, snapshotId: id, message: `${name}: made ${time} before the audit trail began: not covered` })
+      findings.push({ kind: 'uncovered_snapshot', severity: 'info', name, snapshotId: id, message: `${name}: made ${time}${genesis ? ', before the audit trail began' : ''}: not covered by the audit trail` })
     }
   })
   for (const [id, r] of written) {
