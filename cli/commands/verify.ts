@@ -74,7 +74,7 @@ async function verifyPackageFile(a: Args, path: string): Promise<void> {
     printJson(report)
   } else {
     for (const p of report.problems) out(`error: ${p.kind}: ${p.message}`)
-    out(`${report.ok ? 'package intact' : `${report.problems.length} problems`}: ${report.files} files, ${formatBytes(report.bytes)} checked against MANIFEST.b3 (${report.checked_blake3}) and SHA256SUMS (${report.checked_sha256})${report.manifest_blake3 ? `; MANIFEST.b3 blake3 ${report.manifest_blake3}` : ''}`)
+    out(`${report.ok ? 'package intact' : `${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}`}: ${report.files} files, ${formatBytes(report.bytes)} checked against MANIFEST.b3 (${report.checked_blake3}) and SHA256SUMS (${report.checked_sha256})${report.manifest_blake3 ? `; MANIFEST.b3 blake3 ${report.manifest_blake3}` : ''}`)
   }
   if (!report.ok) process.exitCode = EXIT.failure
 }

@@ -18,7 +18,7 @@ import * as fs from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { once } from 'node:events'
 import { pipeline } from 'node:stream/promises'
-import type { Readable, Writable } from 'node:stream'
+import { Transform, type Readable, type Writable } from 'node:stream'
 import * as tar from 'tar-stream'
 import { CompressStream, DecompressStream } from 'zstd-napi'
 import { stringify as yamlStringify } from 'yaml'
@@ -264,7 +264,7 @@ export async function exportSnapshot(repo: Repository, o: ExportOptions): Promis
 
   const pack = tar.pack()
   const sink = createWriteStream(tmpPackage, { flags: 'wx' })
-  const stages: (Readable | Writable)[] = [pack as unknown as Readable]
+  const stages: (Readable | Writable)[] = [pack as unknown as Readable, padToRecord()]
   if (compressed) stages.push(new CompressStream({ compressionLevel: o.zstdLevel ?? 3, checksumFlag: true }))
   stages.push(sink)
   const piped = pipeline(stages as unknown as [Readable, Writable])
@@ -378,6 +378,24 @@ export async function exportSnapshot(repo: Repository, o: ExportOptions): Promis
     await fs.rm(tmpB3, { force: true })
     await fs.rm(tmpSha, { force: true })
   }
+}
+
+/** Tar's record size: GNU tar writes archives in records of 20 blocks, and `tar --delete` misreads the last one when it is short. */
+const TAR_RECORD = 10240
+
+/** Pads the archive with zero bytes to a whole number of records, as tar itself does. */
+function padToRecord(): Transform {
+  let size = 0
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      size += chunk.length
+      cb(null, chunk)
+    },
+    flush(cb) {
+      const pad = (TAR_RECORD - (size % TAR_RECORD)) % TAR_RECORD
+      cb(null, pad ? Buffer.alloc(pad) : undefined)
+    },
+  })
 }
 
 async function hashFile(path: string, alg: 'blake3' | 'sha256'): Promise<string> {
