@@ -281,6 +281,24 @@ t.test('export .tar, and tampered packages are detected', async (t) => {
   t.ok(json(t, r, 'cut').problems.some((p: { kind: string }) => p.kind === 'unreadable' || p.kind === 'manifest'))
 })
 
+t.test('concurrent commands in separate processes each record their entry', async (t) => {
+  const before = json(t, await cs(['audit', '--json']), 'audit before').entries.length
+  const runs = await Promise.all([0, 1, 2, 3].map(() => cs(['verify', '--quiet'])))
+  runs.forEach((r, i) => exits(t, r, 0, `verify ${i}`))
+  const r = await cs(['audit', '--verify', '--json'])
+  exits(t, r, 0, 'audit --verify after concurrent appends')
+  const doc = json(t, r, 'audit')
+  t.equal(doc.entries.length, before + 4, 'four more entries, none lost')
+  t.same(doc.entries.map((e: { seq: number }) => e.seq), doc.entries.map((_: unknown, i: number) => i + 1), 'one chain, no duplicate seq')
+  t.same(doc.verify.findings.filter((f: { severity: string }) => f.severity !== 'info'), [], 'no orphans or other findings')
+})
+
+t.test('verify of a package file that does not exist is a usage error', async (t) => {
+  const r = await run(['verify', join(base, 'nope.tar.zst')], env)
+  exits(t, r, 2, 'verify missing package')
+  t.match(r.stderr, /no such package file/)
+})
+
 t.test('names the manifests cannot hold are refused before anything is written', async (t) => {
   const dir = join(base, 'cr-src')
   mkdirSync(dir)

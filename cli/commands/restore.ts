@@ -36,7 +36,17 @@ export const restoreCommand: CommandModule<GlobalArgs, Args> = {
       if (!process.stdin.isTTY || !process.stderr.isTTY) {
         throw new CliError('--interactive needs a terminal; without one, give <snap>[:<path>] and --include/--exclude', EXIT.usage)
       }
-      const picked = await withRepo(a, (repo) => interactiveRestore(repo, a))
+      const audit = prepareAudit(a)
+      const picked = await withRepo(a, async (repo) => {
+        const p = await interactiveRestore(repo, a)
+        if (p.snapshot) {
+          await audit.record(repo, {
+            operation: 'restore', snapshotId: p.snapshot,
+            summary: { paths: p.paths, target: a.target, files: p.result.files, dirs: p.result.dirs, bytes: p.result.bytes, errors: p.result.errors.length },
+          })
+        }
+        return p
+      })
       report(a, picked.result, (Date.now() - started) / 1000, picked.snapshot === null)
       return
     }

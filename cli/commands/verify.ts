@@ -29,7 +29,10 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
       .option('read-data-subset', { type: 'string', describe: 'read and check a random share of packs, e.g. 10%' })
       .option('job', { type: 'string' }) as never,
   handler: async (a) => {
-    if (a.snap && isPackageName(a.snap) && existsSync(a.snap) && statSync(a.snap).isFile()) return verifyPackageFile(a, a.snap)
+    if (a.snap && isPackageName(a.snap)) {
+      if (!existsSync(a.snap) || !statSync(a.snap).isFile()) throw new CliError(`${a.snap}: no such package file`, EXIT.usage)
+      return verifyPackageFile(a, a.snap)
+    }
     const audit = prepareAudit(a)
     const readData = a['read-data'] ? 1 : a['read-data-subset'] ? parseSubset(a['read-data-subset']) : 0
     const report = await withRepo(a, async (repo) => {
