@@ -219,6 +219,10 @@ t.test('export .tar.zst: plain zstd, tar, b3sum and sha256sum unpack and check i
   const audit = json(t, await cs(['audit', '--json']), 'audit')
   t.match(audit.entries.at(-1), { operation: 'export', snapshot: { id: snapId }, summary: { package: 'project-v1.tar.zst', manifest_blake3: doc.manifest_blake3 } })
 
+  const nodir = await cs(['export', snapId, '--output', join(base, 'no-such-folder', 'x.tar')])
+  exits(t, nodir, 2, 'export into a missing folder')
+  t.match(nodir.stderr, /does not exist/)
+
   const again = await cs(['export', snapId, '--output', pkg])
   exits(t, again, 2, 'export onto an existing file')
   t.match(again.stderr, /exists: not replacing it/)

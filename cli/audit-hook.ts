@@ -47,7 +47,7 @@ export function prepareAudit(a: AuditArgs): AuditRecorder {
         const w = who()
         return await appendAudit(repo, { ...e, host: w.hostname, username: w.username, program: PROGRAM, now: () => new Date(), signingKey: key })
       } catch (x) {
-        if (!a.quiet || a.json) err(`warning: could not record the ${e.operation} in the audit trail: ${(x as Error).message}`)
+        err(`warning: could not record the ${e.operation} in the audit trail: ${(x as Error).message}`)
         return null
       }
     },

@@ -33,7 +33,7 @@ export async function githubTarget(a: GithubArgs): Promise<GithubTarget | null> 
   try {
     const tag = await gitTagAtHead(dir)
     const { owner, repo } = await gitOriginRepo(dir)
-    return { token, apiUrl: a['github-api-url'] ?? process.env.GITHUB_API_URL ?? DEFAULT_GITHUB_API_URL, owner, repo, tag }
+    return { token, apiUrl: a['github-api-url'] || process.env.GITHUB_API_URL || DEFAULT_GITHUB_API_URL, owner, repo, tag }
   } catch (e) {
     if (e instanceof UsageError) throw new CliError(e.message, EXIT.usage)
     throw e

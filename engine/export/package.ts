@@ -250,6 +250,12 @@ export async function exportSnapshot(repo: Repository, o: ExportOptions): Promis
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
   }
+  try {
+    if (!(await fs.stat(dirname(o.output))).isDirectory()) throw new UsageError(`${dirname(o.output)} is not a folder`)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`the folder ${dirname(o.output)} does not exist`)
+    throw err
+  }
   const trees = new TreeReader(repo)
   const counted = await precheck(trees, snap, o.onSkip)
 
