@@ -10,8 +10,12 @@ import { createHash } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { blake3 } from '@napi-rs/blake-hash'
+import { readdirSync } from 'node:fs'
 import { UsageError } from '../errors.js'
-import { gitOriginRepo, gitTagAtHead, manifestLine, parseGithubRemote, parseManifestLine } from './index.js'
+import { backup } from '../backup/index.js'
+import { findSnapshot } from '../snapshot/index.js'
+import { makeTestRepo, seededBytes, writeTree } from '../testing/test-repo.js'
+import { exportSnapshot, gitOriginRepo, gitTagAtHead, manifestLine, parseGithubRemote, parseManifestLine, verifyPackage } from './index.js'
 
 function which(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
@@ -89,4 +93,32 @@ t.test('tag at HEAD and origin from a real git repository', async (t) => {
   t.equal(await gitTagAtHead(dir), 'v2.1', 'an annotated tag')
   git('remote', 'add', 'origin', 'https://github.com/acme/thesis.git')
   t.match(await gitOriginRepo(dir), { owner: 'acme', repo: 'thesis', url: 'https://github.com/acme/thesis.git' })
+})
+
+t.test('an export that fails midway leaves neither a package nor temporary files', async (t) => {
+  const dir = join(root, 'interrupted')
+  const tr = await makeTestRepo(dir)
+  t.teardown(() => tr.repo.close())
+  writeTree(join(dir, 'src'), { 'one.bin': seededBytes('one', 300_000), 'two.bin': seededBytes('two', 300_000) })
+  await backup(tr.repo, { paths: [join(dir, 'src')], hostname: 'h', username: 'u', program: 'test', now: () => new Date() })
+  const snapshot = await findSnapshot(tr.repo, 'latest')
+  const outDir = join(dir, 'out')
+  mkdirSync(outDir)
+  const output = join(outDir, 'p.tar.zst')
+  let calls = 0
+  await t.rejects(exportSnapshot(tr.repo, {
+    snapshot, output, program: 'test', now: () => new Date(),
+    onProgress: () => {
+      if (++calls === 2) throw new Error('interrupted by the test')
+    },
+  }), /interrupted by the test/)
+  t.ok(calls >= 2, 'the export had started writing')
+  t.same(readdirSync(outDir), [], 'no package, no temporary files')
+
+  // The same export, complete, verifies.
+  const r = await exportSnapshot(tr.repo, { snapshot, output, program: 'test', now: () => new Date() })
+  t.equal(r.files, 2)
+  t.same(readdirSync(outDir), ['p.tar.zst'])
+  const v = await verifyPackage(output)
+  t.match(v, { ok: true, files: 2, checked_blake3: 2, checked_sha256: 2, manifest_blake3: r.manifest_blake3 })
 })

@@ -320,6 +320,7 @@ export async function exportSnapshot(repo: Repository, o: ExportOptions): Promis
         let written = 0
         await new Promise<void>((res, rej) => {
           const w = pack.entry({ ...base, name: entryName, type: 'file', size }, (e) => (e ? rej(e) : res()))
+          w.on('error', rej) // destroyed below on a read error: the error is this promise's, not an uncaught one
           void (async () => {
             try {
               for await (const buf of readFile(repo, node)) {
