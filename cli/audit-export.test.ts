@@ -127,7 +127,7 @@ t.test('snapshot, verify and restore record hash-chained audit entries', async (
   t.equal(doc.entries[2].prev, doc.entries[1].id)
   t.match(doc.entries[0], { host: /./, username: /./, program: /^coldstore /, summary: { files: 8 } })
   t.equal(doc.verify, null, 'no verification without --verify')
-  t.same(readdirSync(join(repoDir, 'audit')).map((n) => n.slice(0, 11)), ['0000000001-', '0000000002-', '0000000003-'])
+  t.same(readdirSync(join(repoDir, 'audit')).sort().map((n) => n.slice(0, 11)), ['0000000001', '0000000001-', '0000000002', '0000000002-', '0000000003', '0000000003-'], 'entries and their claims')
 
   const v = await cs(['audit', '--verify', '--json'])
   exits(t, v, 0, 'audit --verify')
@@ -138,17 +138,23 @@ t.test('snapshot, verify and restore record hash-chained audit entries', async (
   t.match(text.stdout, /snapshot +[0-9a-f]{8}/)
 })
 
+const entryNames = (dir: string): string[] => readdirSync(join(dir, 'audit')).filter((n) => n.includes('-')).sort()
+
 t.test('audit --verify exits 1 on tampering', async (t) => {
   const cases: [string, (dir: string) => void, string][] = [
-    ['a removed entry', (dir) => rmSync(join(dir, 'audit', readdirSync(join(dir, 'audit')).sort()[1])), 'missing_entry'],
+    ['a removed entry', (dir) => {
+      const name = entryNames(dir)[1]
+      rmSync(join(dir, 'audit', name))
+      rmSync(join(dir, 'audit', name.slice(0, 10)))
+    }, 'missing_entry'],
     ['an altered entry', (dir) => {
-      const f = join(dir, 'audit', readdirSync(join(dir, 'audit')).sort()[0])
+      const f = join(dir, 'audit', entryNames(dir)[0])
       const b = readFileSync(f)
       b[b.length - 5] ^= 0x20
       writeFileSync(f, b)
     }, 'altered_entry'],
     ['reordered entries', (dir) => {
-      const names = readdirSync(join(dir, 'audit')).sort()
+      const names = entryNames(dir)
       renameSync(join(dir, 'audit', names[0]), join(dir, 'audit', `0000000002-${names[0].slice(11)}`))
       renameSync(join(dir, 'audit', names[1]), join(dir, 'audit', `0000000001-${names[1].slice(11)}`))
     }, 'seq_mismatch'],

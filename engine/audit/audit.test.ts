@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap'
 import { createPublicKey } from 'node:crypto'
-import { cpSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { backup } from '../backup/index.js'
 import { hashHex } from '../hash/index.js'
@@ -15,7 +15,7 @@ import { LocalRemote } from '../remote/index.js'
 import { Repository } from '../repo/index.js'
 import { makeTestRepo, seededBytes, writeTree } from '../testing/test-repo.js'
 import {
-  AUDIT_GENESIS, appendAudit, auditKeyId, decodeAuditPlaintext, encodeAuditPlaintext, generateAuditKey, listAudit,
+  AUDIT_GENESIS, appendAudit, auditClaimName, auditKeyId, decodeAuditPlaintext, encodeAuditPlaintext, generateAuditKey, listAudit,
   loadAuditPrivateKey, loadAuditPublicKey, verifyAudit, auditObjectName, type AuditFindingKind, type AuditInput,
 } from './index.js'
 
@@ -81,8 +81,24 @@ async function fixture(t: Test, o: { password?: string | null; key?: unknown } =
   return { dir, repoDir, repo, snaps: b.snaps, password }
 }
 
+/** Entry file names (`<seq>-<id>`), in order; each has a claim `<seq>` beside it. */
 function auditFiles(repoDir: string): string[] {
-  return readdirSync(join(repoDir, 'audit')).filter((n) => !n.startsWith('.')).sort()
+  return readdirSync(join(repoDir, 'audit')).filter((n) => n.includes('-')).sort()
+}
+
+/** Removes entry `name` and its claim, as someone deleting it would. */
+function removeEntry(repoDir: string, name: string): void {
+  rmSync(join(repoDir, 'audit', name))
+  rmSync(join(repoDir, 'audit', name.slice(0, 10)))
+}
+
+/** Replaces entry `seq` (entry and claim) with `plain`, sealed. */
+function replaceEntry(f: Fixture, seq: number, plain: Buffer): void {
+  const old = auditFiles(f.repoDir).find((n) => Number(n.slice(0, 10)) === seq)
+  if (old) removeEntry(f.repoDir, old)
+  const sealed = f.repo.sealer.seal(plain)
+  writeFileSync(join(f.repoDir, auditObjectName(seq, hashHex(plain))), sealed)
+  writeFileSync(join(f.repoDir, auditClaimName(seq)), sealed)
 }
 
 function kinds(r: { findings: { kind: AuditFindingKind; severity: string }[] }, severity = 'error'): AuditFindingKind[] {
@@ -93,6 +109,7 @@ t.test('appends form one chain that lists in order and verifies', async (t) => {
   const f = await fixture(t)
   const names = auditFiles(f.repoDir)
   t.same(names.map((n) => n.slice(0, 10)), ['0000000001', '0000000002', '0000000003', '0000000004'], 'seq is zero-padded to 10 digits')
+  for (const n of names) t.ok(readFileSync(join(f.repoDir, 'audit', n)).equals(readFileSync(join(f.repoDir, 'audit', n.slice(0, 10)))), `${n.slice(0, 10)}: the claim holds the entry's bytes`)
   const entries = await listAudit(f.repo)
   t.same(entries.map((e) => e.operation), ['snapshot', 'verify', 'snapshot', 'restore'])
   t.equal(entries[0].prev, AUDIT_GENESIS, 'the first entry names 64 zeros')
@@ -142,21 +159,51 @@ t.test('an altered entry renamed to its new id breaks the chain', async (t) => {
   const file = join(f.repoDir, 'audit', name)
   const plain = f.repo.sealer.open(readFileSync(file), name)
   const changed = Buffer.from(plain.toString('utf8').replace('"ok":true', '"ok":false'))
-  rmSync(file)
-  writeFileSync(join(f.repoDir, auditObjectName(2, hashHex(changed))), f.repo.sealer.seal(changed))
+  replaceEntry(f, 2, changed)
+  t.notOk(existsSync(file))
   const r = await verifyAudit(f.repo)
   t.notOk(r.ok)
   t.same(kinds(r), ['broken_chain'], 'entry 3 no longer names entry 2')
   t.equal(r.findings[0].seq, 3)
 })
 
+t.test('an entry whose claim is there is completed by the next append (an interrupted append)', async (t) => {
+  const f = await fixture(t)
+  const name = auditFiles(f.repoDir)[3]
+  rmSync(join(f.repoDir, 'audit', name))
+  let r = await verifyAudit(f.repo)
+  t.ok(r.ok, 'the claim holds the entry')
+  t.same(kinds(r, 'warning'), ['incomplete_entry'])
+  const e = await appendAudit(f.repo, { ...who, now, operation: 'verify' })
+  t.equal(e.seq, 5)
+  t.equal(e.prev, name.slice(11), 'the new entry names the claimed one')
+  t.ok(existsSync(join(f.repoDir, 'audit', name)), 'the entry was written from its claim')
+  r = await verifyAudit(f.repo)
+  t.ok(r.ok)
+  t.same(r.findings, [])
+})
+
 t.test('a removed entry is detected', async (t) => {
   const f = await fixture(t)
-  rmSync(join(f.repoDir, 'audit', auditFiles(f.repoDir)[1]))
+  removeEntry(f.repoDir, auditFiles(f.repoDir)[1])
   const r = await verifyAudit(f.repo)
   t.notOk(r.ok)
   t.same(kinds(r), ['missing_entry'], 'one removal is one finding')
   t.equal(r.findings[0].seq, 2)
+})
+
+t.test('an entry added beside the chain, or a replaced claim, is detected', async (t) => {
+  const f = await fixture(t, { password: null })
+  const name = auditFiles(f.repoDir)[1]
+  const plain = f.repo.sealer.open(readFileSync(join(f.repoDir, 'audit', name)), name)
+  const other = Buffer.from(plain.toString('utf8').replace('"ok":true', '"ok":false'))
+  writeFileSync(join(f.repoDir, auditObjectName(2, hashHex(other))), f.repo.sealer.seal(other))
+  let r = await verifyAudit(f.repo)
+  t.same(kinds(r), ['orphan_entry'])
+  rmSync(join(f.repoDir, auditObjectName(2, hashHex(other))))
+  writeFileSync(join(f.repoDir, auditClaimName(2)), f.repo.sealer.seal(other))
+  r = await verifyAudit(f.repo)
+  t.same(kinds(r), ['claim_mismatch'])
 })
 
 t.test('reordered entries are detected', async (t) => {
@@ -215,8 +262,8 @@ t.test('a removed snapshot without a forget entry is detected; with one it is no
 t.test('removing the newest entry that recorded a snapshot is detected (unrecorded snapshot)', async (t) => {
   const f = await fixture(t)
   const names = auditFiles(f.repoDir)
-  rmSync(join(f.repoDir, 'audit', names[3])) // restore
-  rmSync(join(f.repoDir, 'audit', names[2])) // snapshot 2
+  removeEntry(f.repoDir, names[3]) // restore
+  removeEntry(f.repoDir, names[2]) // snapshot 2
   const r = await verifyAudit(f.repo)
   t.notOk(r.ok)
   t.same(kinds(r), ['unrecorded_snapshot'])
@@ -306,8 +353,7 @@ t.test('signatures: signed entries verify; a required key catches unsigned and f
   const plain = f.repo.sealer.open(readFileSync(join(dir, head)), head)
   const { entry } = decodeAuditPlaintext(plain, head)
   const stripped = encodeAuditPlaintext(entry, null)
-  rmSync(join(dir, head))
-  writeFileSync(join(f.repoDir, auditObjectName(4, hashHex(stripped))), f.repo.sealer.seal(stripped))
+  replaceEntry(f, 4, stripped)
   r = await verifyAudit(f.repo)
   t.ok(r.ok, 'without a required key an unsigned entry is fine')
   r = await verifyAudit(f.repo, { publicKey: pub })
@@ -322,8 +368,7 @@ t.test('signatures: signed entries verify; a required key catches unsigned and f
   const sig = JSON.parse(lines[1]) as Record<string, string>
   sig.key_id = keyId
   const forgedPlain = Buffer.from(`${lines[0]}\n${JSON.stringify(sig)}\n`)
-  rmSync(join(dir, auditFiles(f.repoDir)[3]))
-  writeFileSync(join(f.repoDir, auditObjectName(4, hashHex(forgedPlain))), f.repo.sealer.seal(forgedPlain))
+  replaceEntry(f, 4, forgedPlain)
   r = await verifyAudit(f.repo, { publicKey: pub })
   t.notOk(r.ok)
   t.ok(kinds(r).includes('bad_signature'), JSON.stringify(r.findings))
@@ -348,11 +393,16 @@ t.test('concurrent writers on separate handles: every entry kept, one chain', as
       await appendAudit(repo, input)
     }
   }))
+  // And all at once, several rounds: every writer lists the same head, most lose and retry.
+  for (let round = 0; round < 3; round++) {
+    await Promise.all(repos.flatMap((repo, w) => [0, 1].map((j) => appendAudit(repo, { ...who, now, operation: 'verify', summary: { writer: w, i: `r${round}-${j}` } }))))
+  }
+  const total = writers * each + 3 * writers * 2
   const entries = await listAudit(repos[0])
-  t.equal(entries.length, writers * each, 'no entry lost')
-  t.same(entries.map((e) => e.seq), Array.from({ length: writers * each }, (_, i) => i + 1), 'seqs 1…n, no duplicates')
+  t.equal(entries.length, total, 'no entry lost')
+  t.same(entries.map((e) => e.seq), Array.from({ length: total }, (_, i) => i + 1), 'seqs 1…n, no duplicates')
   const got = new Set(entries.map((e) => `${String(e.summary.writer)}/${String(e.summary.i)}`))
-  t.equal(got.size, writers * each, 'every writer\'s every entry is there')
+  t.equal(got.size, total, 'every writer\'s every entry is there')
   const r = await verifyAudit(repos[0])
   t.ok(r.ok, JSON.stringify(r.findings))
   t.same(r.findings, [], 'no orphans')

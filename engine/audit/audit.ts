@@ -25,6 +25,7 @@ export const AUDIT_GENESIS = '0'.repeat(64)
 const SEQ_DIGITS = 10
 
 const NAME_RE = /^audit\/(\d{10})-([0-9a-f]{64})$/
+const CLAIM_RE = /^audit\/(\d{10})$/
 
 /** The snapshot an entry is about. */
 export interface AuditSnapshotRef {
@@ -209,17 +210,39 @@ function checkSignature(sig: AuditSignature, line: Buffer): string | null {
   }
 }
 
-/** Names under audit/ parsed into seq and id; other names are returned separately. */
-async function listAuditNames(repo: Repository, prefix = 'audit/'): Promise<{ entries: { name: string; seq: number; id: string }[]; other: string[] }> {
-  const entries: { name: string; seq: number; id: string }[] = []
+interface EntryName { name: string; seq: number; id: string }
+
+/** Names under audit/: entries (`<seq>-<id>`), claims (`<seq>`) and anything else. */
+async function listAuditNames(repo: Repository, prefix = 'audit/'): Promise<{ entries: EntryName[]; claims: Map<number, string>; other: string[] }> {
+  const entries: EntryName[] = []
+  const claims = new Map<number, string>()
   const other: string[] = []
   for await (const o of repo.remote.list(prefix)) {
     const m = NAME_RE.exec(o.name)
+    const c = CLAIM_RE.exec(o.name)
     if (m) entries.push({ name: o.name, seq: Number(m[1]), id: m[2] })
+    else if (c) claims.set(Number(c[1]), o.name)
     else other.push(o.name)
   }
   entries.sort((a, b) => a.seq - b.seq || (a.name < b.name ? -1 : 1))
-  return { entries, other }
+  return { entries, claims, other }
+}
+
+/** `audit/<seq>`: the claim of a seq, written create-exclusive, holding the same bytes as the entry. */
+export function auditClaimName(seq: number): string {
+  return `audit/${String(seq).padStart(SEQ_DIGITS, '0')}`
+}
+
+/** Reads a claim: its stored bytes and the id of the entry it holds. */
+async function readClaim(repo: Repository, name: string): Promise<{ bytes: Buffer; id: string; entry: AuditEntry; line: Buffer; signature: AuditSignature | null }> {
+  const bytes = await repo.remote.get(name)
+  let plain: Buffer
+  try {
+    plain = repo.sealer.open(bytes, name)
+  } catch (err) {
+    throw new IntegrityError(`${name}: cannot be opened (altered or damaged)`, {}, { cause: err })
+  }
+  return { bytes, id: hashHex(plain), ...decodeAuditPlaintext(plain, name) }
 }
 
 /** The reference an entry records for a snapshot: its id and the digest of its plaintext. */
@@ -238,26 +261,22 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * Appends one entry to the audit trail and returns it.
  *
  * Concurrency (several hosts may share a repository): the writer lists the
- * trail, writes `audit/<head seq + 1>-<id>` naming the head, then lists that
- * seq again. If another writer's entry is there too, it deletes its own and
- * tries again on the new head after a random pause. Of two racing writers at
- * most one keeps its entry (the later lister always sees the earlier writer's
- * object), so the chain never forks and no entry is lost; if both back off,
- * both retry. This needs only `put`, `list` (read-after-write) and `delete`.
+ * trail, builds the entry for the head's seq + 1, and claims that seq by
+ * writing the entry's bytes as `audit/<seq>` create-exclusive (`put` with
+ * `exclusive`: a hard link on local disks, atomic in memory). The writer that
+ * loses gets ExistsError and starts over on the new head, so exactly one entry
+ * exists per seq and none is lost. Then it writes `audit/<seq>-<id>`. A claim
+ * is final the moment it exists, so others may chain onto it at once; an
+ * entry missing next to its claim (a crash between the two writes) is
+ * completed by the next writer.
  */
 export async function appendAudit(repo: Repository, input: AuditInput): Promise<StoredAuditEntry> {
   if (!AUDIT_OPERATIONS.includes(input.operation)) throw new UsageError(`unknown audit operation ${JSON.stringify(input.operation)}`)
   const snapshot = input.snapshotId ? await snapshotRef(repo, input.snapshotId) : null
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const { entries } = await listAuditNames(repo)
-    const last = entries.at(-1)
-    const headSeq = last ? last.seq : 0
-    const heads = entries.filter((e) => e.seq === headSeq)
-    if (heads.length > 1 && attempt < MAX_ATTEMPTS / 2) {
-      // Another writer is between its write and its check: wait for it to keep or withdraw its entry.
-      await sleep(20 + randomInt(80) * (1 + attempt))
-      continue
-    }
+    const { entries, claims } = await listAuditNames(repo)
+    const headSeq = Math.max(entries.at(-1)?.seq ?? 0, ...claims.keys())
+    const prev = headSeq === 0 ? AUDIT_GENESIS : await headId(repo, headSeq, entries, claims)
     let preexisting: string[] | undefined
     if (headSeq === 0) {
       preexisting = []
@@ -271,7 +290,7 @@ export async function appendAudit(repo: Repository, input: AuditInput): Promise<
       version: 1,
       repository: repo.config.id,
       seq: headSeq + 1,
-      prev: heads.length ? heads[0].id : AUDIT_GENESIS,
+      prev,
       time: input.now().toISOString(),
       operation: input.operation,
       host: input.host,
@@ -286,20 +305,41 @@ export async function appendAudit(repo: Repository, input: AuditInput): Promise<
     const plain = encodeAuditPlaintext(entry, input.signingKey)
     const id = hashHex(plain)
     const name = auditObjectName(entry.seq, id)
+    const sealed = repo.sealer.seal(plain)
     try {
-      await repo.remote.put(name, repo.sealer.seal(plain), { exclusive: true })
+      await repo.remote.put(auditClaimName(entry.seq), sealed, { exclusive: true })
     } catch (err) {
-      if (err instanceof ExistsError) continue
-      throw err
+      if (!(err instanceof ExistsError)) throw err
+      // Another writer took this seq: append after its entry.
+      await sleep(5 + randomInt(20) * Math.min(1 + attempt, 10))
+      continue
     }
-    const { entries: same } = await listAuditNames(repo, `audit/${String(entry.seq).padStart(SEQ_DIGITS, '0')}-`)
-    if (same.every((e) => e.name === name)) {
-      return { ...entry, id, name, signature: input.signingKey ? decodeAuditPlaintext(plain, name).signature : null }
-    }
-    await repo.remote.delete(name)
-    await sleep(10 + randomInt(50) * (1 + attempt))
+    await repo.remote.put(name, sealed)
+    return { ...entry, id, name, signature: input.signingKey ? decodeAuditPlaintext(plain, name).signature : null }
   }
   throw new RemoteError(`could not append to the audit trail after ${MAX_ATTEMPTS} attempts (too many concurrent writers)`, { transient: true })
+}
+
+/**
+ * The id of the entry at `seq` (the head), from its claim. A claim without its
+ * entry (a writer interrupted between the two puts, or still between them) is
+ * completed here: the entry is the claim's bytes under `<seq>-<id>`.
+ */
+async function headId(repo: Repository, seq: number, entries: EntryName[], claims: Map<number, string>): Promise<string> {
+  const claim = claims.get(seq)
+  if (!claim) {
+    const at = entries.filter((e) => e.seq === seq)
+    if (at.length === 1) return at[0].id
+    throw new IntegrityError(`the audit trail's newest entry (${seq}) has no claim object${at.length ? ' and several entries' : ''}: run coldstore audit --verify`)
+  }
+  let c
+  try {
+    c = await readClaim(repo, claim)
+  } catch (err) {
+    throw new IntegrityError(`the audit trail's newest entry is damaged (${(err as Error).message}): run coldstore audit --verify`, {}, { cause: err })
+  }
+  if (!entries.some((e) => e.seq === seq && e.id === c.id)) await repo.remote.put(auditObjectName(seq, c.id), c.bytes)
+  return c.id
 }
 
 /** Reads one entry and checks that it matches its name. */
@@ -341,6 +381,9 @@ export type AuditFindingKind =
   | 'missing_entry' // a seq with no entry (removed)
   | 'broken_chain' // prev does not name the entry before (removed, reordered or replaced)
   | 'orphan_entry' // a second entry at a seq, not part of the chain
+  | 'claim_mismatch' // the claim of a seq holds another entry than the one stored for it
+  | 'missing_claim' // an entry without its claim object
+  | 'incomplete_entry' // a claim without its entry (an interrupted append)
   | 'time_order' // an entry older than the one before (clock skew between hosts, or reordering)
   | 'altered_snapshot' // a snapshot object that no longer matches its name or the digest recorded for it
   | 'missing_snapshot' // a snapshot recorded as written, gone without a forget/prune entry removing it
@@ -387,7 +430,7 @@ export interface AuditVerifyReport {
  */
 export async function verifyAudit(repo: Repository, o: AuditVerifyOptions = {}): Promise<AuditVerifyReport> {
   const findings: AuditFinding[] = []
-  const { entries: names, other } = await listAuditNames(repo)
+  const { entries: names, claims, other } = await listAuditNames(repo)
   for (const n of other) findings.push({ kind: 'unexpected_object', severity: 'error', name: n, message: `${n}: not an audit entry name (expected audit/<10-digit seq>-<64 hex id>)` })
 
   interface Read { name: string; seq: number; id: string; entry: AuditEntry; line: Buffer; signature: AuditSignature | null }
@@ -402,9 +445,21 @@ export async function verifyAudit(repo: Repository, o: AuditVerifyOptions = {}):
     }
   })
 
+  const claimed = new Map<number, Read>()
+  await forEachLimit([...claims], repo.remote.properties.maxConnections * 2, async ([seq, name]) => {
+    try {
+      const c = await readClaim(repo, name)
+      claimed.set(seq, { name, seq, id: c.id, entry: c.entry, line: c.line, signature: c.signature })
+    } catch (err) {
+      if (isNotFound(err)) return
+      findings.push({ kind: 'altered_entry', severity: 'error', name, seq, message: (err as Error).message })
+    }
+  })
+
   const bySeq = new Map<number, Read[]>()
   let maxSeq = 0
   for (const n of names) maxSeq = Math.max(maxSeq, n.seq)
+  for (const seq of claims.keys()) maxSeq = Math.max(maxSeq, seq)
   for (const r of read) {
     if (!r) continue
     if (r.entry.seq !== r.seq) {
@@ -423,14 +478,28 @@ export async function verifyAudit(repo: Repository, o: AuditVerifyOptions = {}):
   let prevId: string | null = AUDIT_GENESIS
   let prevTime: string | null = null
   for (let seq = 1; seq <= maxSeq; seq++) {
-    const candidates = bySeq.get(seq) ?? []
+    let candidates = bySeq.get(seq) ?? []
     const rawAtSeq = names.filter((n) => n.seq === seq)
+    const claim = claimed.get(seq)
+    if (candidates.length === 0 && claim && rawAtSeq.length === 0) {
+      // A writer stopped between its claim and its entry: the claim holds the entry (the next append completes it).
+      findings.push({ kind: 'incomplete_entry', severity: 'warning', name: claim.name, seq, message: `${claim.name}: claimed, but audit/${claim.name.slice(6)}-${claim.id.slice(0, 16)}… was not written (an interrupted append; the next one completes it)` })
+      if (claim.entry.seq !== seq) findings.push({ kind: 'seq_mismatch', severity: 'error', name: claim.name, seq, message: `${claim.name}: the entry says seq ${claim.entry.seq} but is stored as seq ${seq}` })
+      candidates = [claim]
+    }
     if (candidates.length === 0) {
-      if (rawAtSeq.length === 0) findings.push({ kind: 'missing_entry', severity: 'error', seq, message: `audit entry ${seq} is missing (removed)` })
+      if (rawAtSeq.length === 0 && !claims.has(seq)) findings.push({ kind: 'missing_entry', severity: 'error', seq, message: `audit entry ${seq} is missing (removed)` })
       prevId = null // unknown: accept whatever follows, so one removal is one finding
       continue
     }
-    let pick: Read | undefined = prevId === null ? candidates[0] : candidates.find((c) => c.entry.prev === prevId)
+    if (!claims.has(seq)) {
+      findings.push({ kind: 'missing_claim', severity: 'warning', seq, message: `audit/${String(seq).padStart(SEQ_DIGITS, '0')}: the claim of entry ${seq} is missing (removed)` })
+    } else if (claim && !candidates.some((c) => c.id === claim.id)) {
+      findings.push({ kind: 'claim_mismatch', severity: 'error', name: claim.name, seq, message: `${claim.name}: the claim of seq ${seq} holds entry ${claim.id.slice(0, 16)}…, not the one stored as entry ${seq} (replaced)` })
+    }
+    // Of the entries linking to the one before, the one its seq's claim holds (a second one was added beside it).
+    const linked: Read[] = prevId === null ? candidates : candidates.filter((c) => c.entry.prev === prevId)
+    let pick: Read | undefined = linked.find((c) => c.id === claim?.id) ?? linked[0]
     if (!pick) {
       pick = candidates[0]
       findings.push({
@@ -439,7 +508,7 @@ export async function verifyAudit(repo: Repository, o: AuditVerifyOptions = {}):
       })
     }
     for (const c of candidates) {
-      if (c !== pick) findings.push({ kind: 'orphan_entry', severity: 'warning', name: c.name, seq, message: `${c.name}: a second entry for seq ${seq}, not part of the chain (a writer interrupted while resolving a concurrent append)` })
+      if (c !== pick) findings.push({ kind: 'orphan_entry', severity: 'error', name: c.name, seq, message: `${c.name}: a second entry for seq ${seq}, not part of the chain (added)` })
     }
     if (prevTime !== null && pick.entry.time < prevTime) {
       findings.push({ kind: 'time_order', severity: 'warning', name: pick.name, seq, message: `${pick.name}: dated ${pick.entry.time}, before the previous entry (${prevTime}): clock skew between hosts, or reordered entries` })
