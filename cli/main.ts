@@ -22,6 +22,8 @@ import { serveCommand } from './commands/serve.js'
 import { snapshotCommand } from './commands/snapshot.js'
 import { snapshotsCommand } from './commands/snapshots.js'
 import { verifyCommand } from './commands/verify.js'
+import { auditCommand } from './commands/audit.js'
+import { exportCommand } from './commands/export.js'
 
 async function main(): Promise<void> {
   const cli = yargs(hideBin(process.argv))
@@ -32,6 +34,7 @@ async function main(): Promise<void> {
     .option('cache-dir', { type: 'string', describe: 'local cache directory (default $XDG_CACHE_HOME/coldstore)', global: true })
     .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output', global: true })
+    .option('audit-key', { type: 'string', describe: 'sign audit entries with this Ed25519 private key PEM (env COLDSTORE_AUDIT_KEY)', global: true })
     .command(initCommand)
     .command(snapshotCommand)
     .command(snapshotsCommand)
@@ -45,6 +48,8 @@ async function main(): Promise<void> {
     .command(inspectCommand)
     .command(statusCommand)
     .command(resumeCommand)
+    .command(auditCommand)
+    .command(exportCommand)
     .demandCommand(1, 'give a command; see coldstore --help')
     .strict()
     .version(VERSION)

@@ -31,3 +31,12 @@ export {
 } from './freeze/index.js'
 export type { GeneratedFolder } from './backup/index.js'
 export type { ObjectProtection, ProtectionRequest } from './remote/index.js'
+export {
+  appendAudit, listAudit, verifyAudit, generateAuditKey, loadAuditPrivateKey, loadAuditPublicKey, auditKeyId, AUDIT_OPERATIONS,
+  type AuditEntry, type StoredAuditEntry, type AuditInput, type AuditOperation, type AuditFinding, type AuditFindingKind, type AuditVerifyReport, type AuditVerifyOptions,
+} from './audit/index.js'
+export {
+  exportSnapshot, verifyPackage, isPackageName, manifestLine, parseManifestLine, publishGithubRelease, gitTagAtHead, gitOriginRepo, parseGithubRemote,
+  GithubError, DEFAULT_GITHUB_API_URL,
+  type ExportOptions, type ExportResult, type ExportProgress, type PackageReport, type PackageProblem, type GithubReleaseOptions, type GithubReleaseResult, type ReleaseAsset,
+} from './export/index.js'

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { findSnapshot, restore, type RestoreResult } from '../../engine/index.js'
+import { prepareAudit } from '../audit-hook.js'
 import { CliError, EXIT, Progress, err, formatBytes, out, parseSnapRef, printJson, withRepo, type GlobalArgs } from '../common.js'
 import { interactiveRestore } from '../interactive.js'
 
@@ -35,22 +36,39 @@ export const restoreCommand: CommandModule<GlobalArgs, Args> = {
       if (!process.stdin.isTTY || !process.stderr.isTTY) {
         throw new CliError('--interactive needs a terminal; without one, give <snap>[:<path>] and --include/--exclude', EXIT.usage)
       }
-      const picked = await withRepo(a, (repo) => interactiveRestore(repo, a))
+      const audit = prepareAudit(a)
+      const picked = await withRepo(a, async (repo) => {
+        const p = await interactiveRestore(repo, a)
+        if (p.snapshot) {
+          await audit.record(repo, {
+            operation: 'restore', snapshotId: p.snapshot,
+            summary: { paths: p.paths, target: a.target, files: p.result.files, dirs: p.result.dirs, bytes: p.result.bytes, errors: p.result.errors.length },
+          })
+        }
+        return p
+      })
       report(a, picked.result, (Date.now() - started) / 1000, picked.snapshot === null)
       return
     }
+    const audit = prepareAudit(a)
     const { snap, path } = parseSnapRef(a.ref!)
     const r = await withRepo(a, async (repo) => {
       const s = await findSnapshot(repo, snap, { job: a.job })
       const progress = new Progress(a)
+      let result
       try {
-        return await restore(repo, {
+        result = await restore(repo, {
           snapshot: s, path, target: a.target, include: a.include, exclude: a.exclude, overwrite: a.overwrite,
           onProgress: (p) => progress.counts(p),
         })
       } finally {
         progress.done()
       }
+      await audit.record(repo, {
+        operation: 'restore', snapshotId: s.id,
+        summary: { path: path.toString(), target: a.target, files: result.files, dirs: result.dirs, bytes: result.bytes, errors: result.errors.length },
+      })
+      return result
     })
     report(a, r, (Date.now() - started) / 1000, false)
   },

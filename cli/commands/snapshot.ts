@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { ExcludeMatcher, backup, type BackupWarning } from '../../engine/index.js'
+import { prepareAudit } from '../audit-hook.js'
 import { EXIT, PROGRAM, Progress, err, formatBytes, out, printJson, who, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -26,11 +27,13 @@ export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
       .option('gitignore', { type: 'boolean', default: false, describe: 'respect .gitignore files' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'show what would be stored, store nothing' }) as never,
   handler: async (a) => {
+    const audit = prepareAudit(a)
     const patterns = [...(a.exclude ?? []), ...(await ExcludeMatcher.readPatternFiles(a['exclude-file'] ?? []))]
     const result = await withRepo(a, async (repo) => {
       const progress = new Progress(a)
+      let result
       try {
-        return await backup(repo, {
+        result = await backup(repo, {
           paths: a.paths,
           job: a.job ?? null,
           tags: a.tag ?? [],
@@ -49,6 +52,11 @@ export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
       } finally {
         progress.done()
       }
+      if (!result.dryRun && result.id) {
+        const st = result.snapshot.stats
+        await audit.record(repo, { operation: 'snapshot', snapshotId: result.id, summary: { files: st.files, dirs: st.dirs, bytes: st.bytes, added_bytes: st.added_bytes, warnings: result.warnings.length } })
+      }
+      return result
     })
     const s = result.snapshot.stats
     const failed = result.warnings.filter((w) => w.kind !== 'changed')

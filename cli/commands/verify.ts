@@ -1,5 +1,7 @@
 import type { CommandModule } from 'yargs'
-import { findSnapshot, verify, verifyFreeze, type FreezeVerification, type VerifyReport } from '../../engine/index.js'
+import { existsSync, statSync } from 'node:fs'
+import { findSnapshot, isPackageName, verify, verifyFreeze, verifyPackage, type FreezeVerification, type VerifyReport } from '../../engine/index.js'
+import { prepareAudit } from '../audit-hook.js'
 import { CliError, EXIT, Progress, formatBytes, out, printJson, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
@@ -22,12 +24,17 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
   describe: 'check that the repository (or one snapshot) is intact',
   builder: (y) =>
     y
-      .positional('snap', { type: 'string', describe: 'check only this snapshot\'s trees' })
+      .positional('snap', { type: 'string', describe: 'check only this snapshot\'s trees; or an export package FILE.tar[.zst] to check against its manifests' })
       .option('read-data', { type: 'boolean', default: false, describe: 'read and check every pack' })
       .option('read-data-subset', { type: 'string', describe: 'read and check a random share of packs, e.g. 10%' })
       .option('job', { type: 'string' }) as never,
   handler: async (a) => {
     const readData = a['read-data'] ? 1 : a['read-data-subset'] ? parseSubset(a['read-data-subset']) : 0
+    if (a.snap && isPackageName(a.snap)) {
+      if (!existsSync(a.snap) || !statSync(a.snap).isFile()) throw new CliError(`${a.snap}: no such package file`, EXIT.usage)
+      return verifyPackageFile(a, a.snap)
+    }
+    const audit = prepareAudit(a)
     let location = ''
     const { report, freeze } = await withRepo(a, async (repo): Promise<{ report: VerifyReport; freeze: FreezeVerification | null }> => {
       location = repo.remote.properties.location
@@ -42,6 +49,13 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
           await repo.syncIndex()
           freeze = await verifyFreeze(repo, snapshots[0], { now: () => new Date(), onProgress: (p) => progress.line(`verify: files ${p.files}, ${formatBytes(p.bytes)}`) })
         }
+        await audit.record(repo, {
+          operation: 'verify', snapshotId: snapshots?.[0].id ?? null,
+          summary: {
+            ok: report.ok && (freeze?.ok ?? true), errors: report.findings.filter((x) => x.severity === 'error').length, warnings: report.findings.filter((x) => x.severity === 'warning').length,
+            read_data: readData, snapshots: report.stats.snapshots, packs_read: report.stats.packs_read, ...(freeze ? { freeze_files_checked: freeze.files.checked, freeze_files_failed: freeze.files.failed } : {}),
+          },
+        })
         return { report, freeze }
       } finally {
         progress.done()
@@ -82,4 +96,22 @@ function printFreezeReport(f: FreezeVerification, r: VerifyReport, location: str
   out(`manifest digest:  ${f.manifest.computed_digest} (recomputed from the tree: ${f.manifest.files} files, ${formatBytes(f.manifest.bytes)})`)
   if (f.manifest.recorded_digest !== null) out(`                  ${f.manifest.recorded_digest} (recorded at freeze time): ${f.manifest.match ? 'match' : 'MISMATCH'}`)
   out(`result:           ${f.ok && r.ok ? 'PASS' : 'FAIL'}`)
+}
+
+/** `verify FILE.tar[.zst]`: checks an export package against its manifests (no repository needed). */
+async function verifyPackageFile(a: Args, path: string): Promise<void> {
+  const progress = new Progress(a)
+  let report
+  try {
+    report = await verifyPackage(path, (p) => progress.line(`verify: ${p.files} files, ${formatBytes(p.bytes)}`))
+  } finally {
+    progress.done()
+  }
+  if (a.json) {
+    printJson(report)
+  } else {
+    for (const p of report.problems) out(`error: ${p.kind}: ${p.message}`)
+    out(`${report.ok ? 'package intact' : `${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}`}: ${report.files} files, ${formatBytes(report.bytes)} checked against MANIFEST.b3 (${report.checked_blake3}) and SHA256SUMS (${report.checked_sha256})${report.manifest_blake3 ? `; MANIFEST.b3 blake3 ${report.manifest_blake3}` : ''}`)
+  }
+  if (!report.ok) process.exitCode = EXIT.failure
 }
