@@ -522,3 +522,53 @@ t.test('export --github-release creates the release, then replaces its assets', 
   t.match(r.stderr, /has no tag/)
   t.equal(gh.requests.length, 0)
 })
+
+t.test('freeze --github-release: the freeze is recorded in the audit trail, exported, verified and attached to the release', async (t) => {
+  if (!need(t, 'git', 'zstd', 'tar', 'b3sum')) return
+  const gh = await fakeGithub('lab', 'paper')
+  t.teardown(() => gh.close())
+  const work = join(base, 'freeze-gitwork')
+  mkdirSync(work)
+  git(t, work, 'init', '-q')
+  writeFileSync(join(work, 'paper.tex'), '\\documentclass{article} % submitted')
+  mkdirSync(join(work, 'data'))
+  writeFileSync(join(work, 'data', 'results.csv'), 'a,b\n1,2\n')
+  git(t, work, 'add', '.')
+  git(t, work, 'commit', '-q', '-m', 'submission')
+  git(t, work, 'remote', 'add', 'origin', 'https://github.com/lab/paper.git')
+  git(t, work, 'tag', 'v1.0-submission')
+  const dest = join(base, 'freeze-repo')
+  const ghEnv = { GITHUB_TOKEN: 'test-token', GITHUB_API_URL: gh.url }
+
+  // A dry run validates the release target but publishes nothing and records nothing.
+  let r = await cs(['freeze', '--milestone', 'PNAS submission', '--github-release', '--dry-run', '.', dest], ghEnv, work)
+  exits(t, r, 0, 'freeze --dry-run --github-release')
+  t.equal(gh.requests.length, 0, 'a dry run sends nothing')
+
+  r = await cs(['freeze', '--milestone', 'PNAS submission', '--github-release', '--json', '.', dest], ghEnv, work)
+  exits(t, r, 0, 'freeze --github-release')
+  const doc = json(t, r, 'freeze --github-release')
+  const pkgName = `coldstore-${doc.short_id}.tar.zst`
+  t.equal(doc.export.output, pkgName)
+  t.match(doc.github_release, { tag: 'v1.0-submission', created: true, assets: [{ name: pkgName }, { name: `${pkgName}.verify.json` }] })
+  const upload = gh.requests.find((q) => q.path.endsWith(`?name=${pkgName}`))
+  t.ok(upload, 'the package was uploaded')
+  t.equal(upload?.bodySha, sha256(readFileSync(join(work, pkgName))), 'the uploaded bytes are the package')
+
+  // The package checks with plain tools.
+  const unpack = join(base, 'freeze-unpacked')
+  mkdirSync(unpack)
+  const tar = sh(t, 'sh', ['-c', `zstd -dc ${JSON.stringify(join(work, pkgName))} | tar -xf -`], unpack)
+  t.equal(tar.status, 0, tar.stderr)
+  const top = readdirSync(unpack)[0]
+  const b3 = sh(t, 'b3sum', ['--check', 'MANIFEST.b3'], join(unpack, top))
+  t.equal(b3.status, 0, `b3sum --check: ${b3.stderr}`)
+  t.match(readFileSync(join(unpack, top, 'coldstore-metadata.yaml'), 'utf8'), /PNAS submission/, 'the freeze metadata travels with the package')
+
+  // The audit trail names the freeze.
+  r = await run(['audit', '--repo', dest, '--cache-dir', cacheDir, '--verify', '--json'], env)
+  exits(t, r, 0, 'audit --verify after a freeze')
+  const audit = json(t, r, 'audit --verify')
+  t.ok(audit.entries.some((e: { operation: string; snapshot?: { id: string } }) => e.operation === 'freeze' && e.snapshot?.id === doc.id), 'a freeze entry names the freeze')
+  t.equal(audit.verify.ok, true)
+})

@@ -1,14 +1,14 @@
 /**
- * `--github-release` for commands that make a package (export; freeze once
- * wired): resolves the token, API URL, tag and repository before any work is
+ * `--github-release` for commands that make a package (export, freeze): resolves the token, API URL, tag and repository before any work is
  * done, so a missing token or tag fails fast (exit 2), then publishes.
  */
+import { writeFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import {
-  DEFAULT_GITHUB_API_URL, gitOriginRepo, gitTagAtHead, publishGithubRelease, UsageError,
-  type GithubReleaseResult, type ReleaseAsset,
+  DEFAULT_GITHUB_API_URL, gitOriginRepo, gitTagAtHead, publishGithubRelease, verifyPackage, UsageError,
+  type ExportResult, type GithubReleaseResult, type PackageReport, type ReleaseAsset, type Snapshot,
 } from '../engine/index.js'
-import { CliError, EXIT, Progress, VERSION, type GlobalArgs } from './common.js'
+import { CliError, EXIT, Progress, VERSION, err, type GlobalArgs } from './common.js'
 
 export interface GithubArgs extends GlobalArgs {
   'github-release'?: boolean
@@ -53,4 +53,31 @@ export async function publishRelease(a: GlobalArgs, t: GithubTarget, files: stri
     userAgent: `coldstore/${VERSION}`,
     onProgress: (m) => progress.line(m, true),
   })
+}
+
+/**
+ * Verifies a package just written, saves the report beside it
+ * (`FILE.verify.json`) and, when it verifies, attaches both to the release.
+ * A package that does not verify is not published (exit 1).
+ */
+export async function verifyAndPublish(
+  a: GlobalArgs, gh: GithubTarget, output: string, snapshot: Snapshot, result: ExportResult,
+): Promise<{ verification: PackageReport; release: GithubReleaseResult | null }> {
+  const progress = new Progress(a)
+  progress.line(`verifying ${output}`, true)
+  const verification = await verifyPackage(output)
+  progress.done()
+  const reportPath = `${output}.verify.json`
+  writeFileSync(reportPath, JSON.stringify({ ...verification, package: basename(output), snapshot: snapshot.id }, null, 2) + '\n')
+  if (!verification.ok) {
+    for (const p of verification.problems) err(`error: ${p.message}`)
+    err('coldstore: error: the package does not verify; not publishing it')
+    process.exitCode = EXIT.failure
+    return { verification, release: null }
+  }
+  const notes = `coldstore ${snapshot.kind} ${snapshot.id} (${snapshot.time}, ${snapshot.host}).\n\n` +
+    `Package \`${basename(output)}\`: ${result.files} files, ${result.bytes} bytes.\n` +
+    `BLAKE3 of MANIFEST.b3: \`${result.manifest_blake3}\`\nSHA-256 of SHA256SUMS: \`${result.manifest_sha256}\`\n\n` +
+    'Unpack it and run `b3sum --check MANIFEST.b3` in its folder (see README.txt inside).\n'
+  return { verification, release: await publishRelease(a, gh, [output, reportPath], notes) }
 }

@@ -1,9 +1,8 @@
-import { writeFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import type { CommandModule } from 'yargs'
-import { exportSnapshot, findSnapshot, verifyPackage, type PackageReport } from '../../engine/index.js'
+import { exportSnapshot, findSnapshot } from '../../engine/index.js'
 import { prepareAudit, type AuditArgs } from '../audit-hook.js'
-import { githubTarget, publishRelease, type GithubArgs } from '../github-release.js'
+import { githubTarget, verifyAndPublish, type GithubArgs } from '../github-release.js'
 import { EXIT, PROGRAM, Progress, err, formatBytes, out, printJson, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends AuditArgs, GithubArgs {
@@ -61,27 +60,7 @@ export const exportCommand: CommandModule<GlobalArgs, Args> = {
       })
       return { snapshot, result }
     })
-    let verification: PackageReport | null = null
-    let release = null
-    if (gh) {
-      const progress = new Progress(a)
-      progress.line(`verifying ${a.output}`, true)
-      verification = await verifyPackage(a.output)
-      progress.done()
-      const reportPath = `${a.output}.verify.json`
-      writeFileSync(reportPath, JSON.stringify({ ...verification, package: basename(a.output), snapshot: snapshot.id }, null, 2) + '\n')
-      if (!verification.ok) {
-        for (const p of verification.problems) err(`error: ${p.message}`)
-        err(`coldstore: error: the package does not verify; not publishing it`)
-        process.exitCode = EXIT.failure
-      } else {
-        const notes = `coldstore ${snapshot.kind} ${snapshot.id} (${snapshot.time}, ${snapshot.host}).\n\n` +
-          `Package \`${basename(a.output)}\`: ${result.files} files, ${result.bytes} bytes.\n` +
-          `BLAKE3 of MANIFEST.b3: \`${result.manifest_blake3}\`\nSHA-256 of SHA256SUMS: \`${result.manifest_sha256}\`\n\n` +
-          `Unpack it and run \`b3sum --check MANIFEST.b3\` in its folder (see README.txt inside).\n`
-        release = await publishRelease(a, gh, [a.output, reportPath], notes)
-      }
-    }
+    const { verification, release } = gh ? await verifyAndPublish(a, gh, a.output, snapshot, result) : { verification: null, release: null }
     if (a.json) {
       printJson({ snapshot: snapshot.id, ...result, verification, github_release: release })
     } else {

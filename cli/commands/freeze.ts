@@ -5,14 +5,17 @@ import { fileURLToPath } from 'node:url'
 import type { CommandModule } from 'yargs'
 import {
   DEFAULT_CHUNKER_PARAMS, DEFAULT_PACK_BYTES, ExcludeMatcher, adoptUnindexedPacks, NotFoundError, TEST_KDF, captureGit, checkRequiredFields, closeRepository,
-  describeRemoteUrl, findComplianceTemplate, freeze, gitToplevel, initRepository, openRepository,
-  type BackupWarning, type ComplianceTemplate, type FreezeEvent, type FreezeResult, type Repository,
+  describeRemoteUrl, exportSnapshot, findComplianceTemplate, findSnapshot, freeze, gitToplevel, initRepository, isPackageName, openRepository,
+  type BackupWarning, type ExportResult, type GithubReleaseResult, type PackageReport, type Snapshot, type ComplianceTemplate, type FreezeEvent, type FreezeResult, type Repository,
 } from '../../engine/index.js'
 import { CliError, EXIT, PROGRAM, Progress, cacheDir, err, formatBytes, out, password, printJson, who, type GlobalArgs } from '../common.js'
 import { loadComplianceTemplates, loadFreezeDefaults } from '../freeze-config.js'
 import { Operations, type RunningOperation } from '../operations.js'
+import { prepareAudit, type AuditArgs } from '../audit-hook.js'
+import { githubTarget, verifyAndPublish, type GithubArgs } from '../github-release.js'
 
-interface Args extends GlobalArgs {
+interface Args extends GlobalArgs, AuditArgs, GithubArgs {
+  export?: string
   source: string
   destination: string
   milestone?: string
@@ -131,7 +134,10 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
       .option('gitignore', { type: 'boolean', describe: 'respect .gitignore (default: on in a git repository; --no-gitignore includes everything)' })
       .option('exclude', { type: 'string', array: true, describe: 'glob to leave out (repeatable)' })
       .option('exclude-file', { type: 'string', array: true, describe: 'file with one exclude pattern per line' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'predict exactly what the freeze will store, store nothing' }) as never,
+      .option('dry-run', { type: 'boolean', default: false, describe: 'predict exactly what the freeze will store, store nothing' })
+      .option('export', { type: 'string', describe: 'also write the freeze as a self-contained package FILE.tar[.zst] (see coldstore export)' })
+      .option('github-release', { type: 'boolean', default: false, describe: 'attach the package (--export, default coldstore-<id>.tar.zst here) and its verification report to the GitHub release of the tag at HEAD of the source (GITHUB_TOKEN)' })
+      .option('github-api-url', { type: 'string', describe: 'GitHub API base (env GITHUB_API_URL; default https://api.github.com)' }) as never,
   handler: async (a) => {
     const dryRun = Boolean(a['dry-run'])
     let source: string
@@ -167,6 +173,11 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
     const excludes = [...(defaults.exclude ?? []), ...(a.exclude ?? []), ...(await ExcludeMatcher.readPatternFiles(a['exclude-file'] ?? []))]
     const git = includeGit ? await captureGit(source) : null
     if (includeGit && !git && a['include-git-metadata']) err(`warning: ${a.source} is not in a git repository: no git metadata recorded`)
+
+    if (a.export !== undefined && !isPackageName(a.export)) throw new CliError(`--export: the package name must end in .tar or .tar.zst: ${a.export}`, EXIT.usage)
+    const audit = prepareAudit(a) // an unreadable signing key stops the freeze before any work
+    const gh = await githubTarget({ ...a, source }) // so does --github-release without a token or a tag at HEAD
+    let exported: { snapshot: Snapshot; result: ExportResult } | null = null
 
     let op: RunningOperation | null = null
     if (!dryRun) op = new Operations(cacheDir(a)).start('freeze', process.argv.slice(2), process.cwd(), process.env.COLDSTORE_RESUME_OF || undefined)
@@ -204,6 +215,20 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
             if (!a.quiet) err(`warning: ${w.path}: ${w.message}`)
           },
         })
+        if (!dryRun) {
+          const st = result.snapshot.stats
+          await audit.record(dest.repo, {
+            operation: 'freeze', snapshotId: result.id,
+            summary: { event: result.meta.event, files: st.files, bytes: st.bytes, new_bytes: st.new_raw_bytes ?? 0, manifest_digest: result.meta.verification.manifest_digest },
+          })
+          const output = a.export ?? (gh ? `coldstore-${result.id!.slice(0, 8)}.tar.zst` : null)
+          if (output) {
+            const snapshot = await findSnapshot(dest.repo, result.id!)
+            progress.line(`exporting to ${output}`, true)
+            const r = await exportSnapshot(dest.repo, { snapshot, output, program: PROGRAM, now: () => new Date(), extra: { repository: dest.repo.config.id } })
+            exported = { snapshot, result: r }
+          }
+        }
       } finally {
         progress.done()
         await closeRepository(dest.repo)
@@ -222,6 +247,8 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
       new_blobs: s.new_chunks, new_bytes: s.new_raw_bytes ?? 0, new_stored_bytes: s.new_stored_bytes ?? 0,
     }
     op?.finish({ freeze: result.id })
+    let published: { verification: PackageReport; release: GithubReleaseResult | null } | null = null
+    if (gh && exported) published = await verifyAndPublish(a, gh, exported.result.output, exported.snapshot, exported.result)
     if (a.json) {
       printJson({
         id: result.id,
@@ -242,6 +269,8 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
         generated: m.generated,
         warnings: result.warnings,
         errors: failed.map((w) => ({ path: w.path, message: w.message })),
+        export: exported ? { output: exported.result.output, files: exported.result.files, bytes: exported.result.bytes, package_bytes: exported.result.package_bytes, manifest_blake3: exported.result.manifest_blake3 } : null,
+        github_release: published?.release ?? null,
       })
     } else {
       const head = result.dryRun ? `dry run: ${eventLabel(m.event)} would store` : `freeze ${result.id!.slice(0, 8)} saved (${eventLabel(m.event)}):`
@@ -258,6 +287,8 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
         out(`  immutability: ${what}: ${im.enforced ? `${result.dryRun ? 'will be ' : ''}enforced (${im.mechanism}${result.dryRun ? '' : `, ${result.protectedObjects} objects`})` : `NOT ENFORCED: ${im.note}`}`)
       }
       if (m.generated) out(`  added ${m.generated.folder}/: ${m.generated.files.join(', ')}`)
+      if (exported) out(`  exported to ${exported.result.output} (${formatBytes(exported.result.package_bytes)}; MANIFEST.b3 blake3 ${exported.result.manifest_blake3})`)
+      if (published?.release) out(`  GitHub release ${published.release.tag} ${published.release.created ? 'created' : 'updated'}: ${published.release.assets.map((x) => x.name).join(', ')}`)
       if (op) out(`  operation ${op.id}`)
       if (failed.length) out(`  ${failed.length} entries could not be read (see warnings above)`)
     }
