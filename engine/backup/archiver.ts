@@ -339,7 +339,8 @@ class Archiver {
   }
 
   private excluded(rel: string, name: string, isDir: boolean, scope: GitignoreScope): boolean {
-    if (this.matcher.matches(rel, name)) return true
+    // `rel` starts with the source's own name (as stored); path patterns may be written with it or without.
+    if (this.matcher.matches(rel, name, rel.slice(rel.indexOf('/') + 1))) return true
     return this.matcher.gitignore && scope.ignores(rel, isDir)
   }
 

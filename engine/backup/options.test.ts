@@ -46,6 +46,12 @@ t.test('excludes, exclude patterns with and without "/", and .gitignore', async 
   t.notOk(p1.some((p) => p.startsWith('proj/build/')), 'anchored path pattern')
   t.ok(p1.includes('proj/src/build/keep.c'), 'anchored pattern does not match deeper')
   t.ok(p1.includes('proj/run.log'), 'no gitignore unless asked')
+  // The same anchored pattern written relative to the source (without its name), as users write it.
+  const r1b = await backup(tr.repo, { ...base, paths: [src], excludes: ['/build', '/data/raw/'] })
+  const p1b = await paths(tr, r1b.id!)
+  t.notOk(p1b.some((p) => p.startsWith('proj/build/')), 'anchored to the source root: /build')
+  t.notOk(p1b.some((p) => p.startsWith('proj/data/raw')), 'anchored to the source root: /data/raw/')
+  t.ok(p1b.includes('proj/src/build/keep.c') && p1b.includes('proj/data/clean.csv'), 'and nothing else')
 
   const r2 = await backup(tr.repo, { ...base, paths: [src], gitignore: true })
   const p2 = await paths(tr, r2.id!)

@@ -10,7 +10,8 @@ import { UsageError } from '../errors.js'
  * Glob patterns (picomatch, dotfiles included): a pattern without '/' matches
  * any single path component (`*.o`, `node_modules`); a pattern with '/' is
  * matched against the path relative to the source root (`build/**`, `src/gen`);
- * a leading '/' anchors it there. A matched directory is skipped entirely.
+ * a leading '/' anchors it there (`/build`; `/proj/build`, with the source's
+ * own name as stored in the snapshot, works too). A matched directory is skipped entirely.
  * With `gitignore`, every `.gitignore` met on the way down applies to its
  * directory and below, as git does.
  */
@@ -53,10 +54,14 @@ export class ExcludeMatcher {
     return out
   }
 
-  /** True when the entry at `rel` (relative to the source root, '/'-separated) is excluded by the glob patterns. */
-  matches(rel: string, name: string): boolean {
+  /**
+   * True when the entry at `rel` ('/'-separated, as stored: starting with the
+   * source's name) is excluded by the glob patterns; `inSource` is the same
+   * path without the source's name, which path patterns are also tried on.
+   */
+  matches(rel: string, name: string, inSource?: string): boolean {
     for (const m of this.base) if (m(name)) return true
-    for (const m of this.anchored) if (m(rel)) return true
+    for (const m of this.anchored) if (m(rel) || (inSource !== undefined && m(inSource))) return true
     return false
   }
 }
