@@ -77,8 +77,12 @@ export class IndexCache {
   private files!: Database<Buffer, Buffer>
   private meta!: Database<string, string>
   private readonly path: string
-  /** Ids of the blobs in the blob table (see IdSet); saved beside the map at close. */
-  private ids: IdSet
+  /**
+   * Ids of the blobs in the blob table (see IdSet); saved beside the map at
+   * close. Loaded on first use: commands that only read (ls, restore, serve)
+   * never pay for it.
+   */
+  private loadedIds: IdSet | null = null
   /** `ids` changed since it was loaded or saved. */
   private idsDirty = false
   /** Pages read or written at random places since the map was last reopened (an estimate; see `trim`). */
@@ -91,7 +95,6 @@ export class IndexCache {
     this.root = openRoot(path)
     dropOldFileTable(this.root)
     this.openTables()
-    this.ids = this.loadIds() ?? this.rebuildIds()
   }
 
   private openTables(): void {
@@ -158,7 +161,7 @@ export class IndexCache {
 
   /** Saves the id set beside the map (atomically), so the next open need not rebuild it. */
   private saveIds(): void {
-    if (!this.idsDirty) return
+    if (!this.idsDirty || !this.loadedIds) return
     const body = this.ids.serialize()
     const head = Buffer.alloc(IDS_HEADER)
     head.write(IDS_MAGIC, 0, 'latin1')
@@ -173,6 +176,10 @@ export class IndexCache {
     } catch {
       rmSync(tmp, { force: true }) // a cache: the next open rebuilds it
     }
+  }
+
+  private get ids(): IdSet {
+    return (this.loadedIds ??= this.loadIds() ?? this.rebuildIds())
   }
 
   /** The set of stored blob ids, shared with the backup's workers (replaced as it grows: ask again). */
@@ -260,7 +267,8 @@ export class IndexCache {
         for (const e of p.entries) {
           // First location wins: duplicates across packs (from concurrent writers) are harmless.
           const k = Buffer.from(e.id, 'hex')
-          if (this.ids.add(k)) this.idsDirty = true
+          // Not loaded yet: nothing to keep in step (the saved set no longer matches the table's count, and is rebuilt).
+          if (this.loadedIds?.add(k)) this.idsDirty = true
           this.blobs.putSync(k, encodeLoc(p.packId, e), { noOverwrite: true })
         }
         if (opts.pending) this.pending.putSync(pid, encodeIndexedPack(p))
@@ -320,7 +328,7 @@ export class IndexCache {
       this.indexes.clearSync()
       this.meta.putSync('generation', String(this.generation() + 1))
     })
-    this.ids = IdSet.create()
+    this.loadedIds = IdSet.create()
     this.idsDirty = true
     this.addPacks(this.pendingPacks(), { pending: true })
   }
