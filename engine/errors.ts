@@ -16,6 +16,7 @@ export type EngineErrorCode =
   | 'EEXISTS'
   | 'ESOURCE'
   | 'EFORMAT'
+  | 'EARCHIVED'
 
 export interface EngineErrorOptions {
   cause?: unknown
@@ -110,6 +111,27 @@ export class SourceError extends EngineError {
 export class FormatError extends EngineError {
   constructor(message: string, options?: EngineErrorOptions) {
     super('EFORMAT', message, options)
+  }
+}
+
+/**
+ * An object is in an archive storage class (S3 Glacier Flexible Retrieval or Deep Archive) and cannot be
+ * read until a restore request for it has completed. Not transient: retrying does not help, a restore
+ * request (and hours of waiting) does. `restoring` is true when a request is already in progress.
+ */
+export class ArchivedError extends EngineError {
+  readonly objectName: string
+  readonly storageClass: string
+  readonly restoring: boolean
+  constructor(objectName: string, fields: { storageClass: string; restoring: boolean }, options?: EngineErrorOptions) {
+    super(
+      'EARCHIVED',
+      `${objectName} is in the archive class ${fields.storageClass}${fields.restoring ? ' and its restore is still in progress' : ' and must be restored before it can be read'}`,
+      options,
+    )
+    this.objectName = objectName
+    this.storageClass = fields.storageClass
+    this.restoring = fields.restoring
   }
 }
 

@@ -7,7 +7,7 @@
  */
 export {
   EngineError, NotFoundError, IntegrityError, ConfigError, UsageError, RemoteError, PasswordError, KeyError,
-  ExistsError, SourceError, FormatError, isNotFound,
+  ExistsError, SourceError, FormatError, ArchivedError, isNotFound,
 } from './errors.js'
 export type { EngineErrorCode } from './errors.js'
 export type { BlobId, PackId, SnapshotId, BlobType } from './types.js'
@@ -30,7 +30,7 @@ export {
   type ComplianceTemplate, type FreezeField, type GitState, type EnvironmentInfo, type ManifestEntry,
 } from './freeze/index.js'
 export type { GeneratedFolder } from './backup/index.js'
-export type { ObjectProtection, ProtectionRequest } from './remote/index.js'
+export type { ObjectProtection, ProtectionRequest, ArchiveAccess, ArchiveState, RetrievalTier, OpenRemoteOptions, RemoteSettings } from './remote/index.js'
 export {
   appendAudit, listAudit, verifyAudit, generateAuditKey, loadAuditPrivateKey, loadAuditPublicKey, auditKeyId, AUDIT_OPERATIONS,
   type AuditEntry, type StoredAuditEntry, type AuditInput, type AuditOperation, type AuditFinding, type AuditFindingKind, type AuditVerifyReport, type AuditVerifyOptions,

@@ -8,10 +8,13 @@
  * folder, and only registry.ts loads such kinds (with import()); do not
  * re-export an SDK-backed kind here, or every user of the engine loads its SDK.
  */
-export type { ByteRange, ObjectInfo, ObjectProtection, ObjectWriter, ProtectionRequest, PutOptions, Remote, RemoteProperties } from './remote.js'
-export { BufferedObjectWriter, assertObjectName, createObjectWriter } from './remote.js'
+export type {
+  ArchiveAccess, ArchiveState, ByteRange, ObjectInfo, ObjectProtection, ObjectWriter, ProtectionRequest, PutOptions, Remote, RemoteProperties, RetrievalTier,
+} from './remote.js'
+export { BufferedObjectWriter, DATA_PREFIX, assertObjectName, createObjectWriter } from './remote.js'
+export { StagedObjectWriter, cleanStaging } from './staged-writer.js'
 export { LocalRemote } from './local/index.js'
 export { MemoryRemote } from './memory/index.js'
 export { ReadOnlyRemote } from './wrappers/read-only.js'
-export { describeRemoteUrl, openRemote } from './registry.js'
-export type { OpenRemoteOptions } from './registry.js'
+export { describeRemoteUrl, mergeSettings, openRemote, settingBool, settingNumber, settingString } from './registry.js'
+export type { KindContext, OpenRemoteOptions, RemoteSettings } from './registry.js'

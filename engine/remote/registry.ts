@@ -6,14 +6,80 @@
 import { ConfigError } from '../errors.js'
 import type { Remote } from './remote.js'
 
+/** Settings of a remote besides its URL: the keys of a named remote in coldstore.yaml (`region`, `endpoint`, `path_style`, `storage_class`...). */
+export type RemoteSettings = Readonly<Record<string, string | number | boolean>>
+
 /** Options of `openRemote`. */
 export interface OpenRemoteOptions {
   /** Create the storage location when it does not exist (`init`). Kinds that cannot create ignore it. */
   create?: boolean
+  /**
+   * Settings of the kind, as config keys (snake_case). The same keys may be given as URL query
+   * parameters (`s3://b/p?region=eu-west-1&path_style=true`); a query parameter wins over a setting.
+   */
+  settings?: RemoteSettings
+  /**
+   * Environment variables the kind may read credentials from (AWS_*, GOOGLE_APPLICATION_CREDENTIALS,
+   * SSH_AUTH_SOCK, COLDSTORE_SSH_KNOWN_HOSTS...). The engine never reads process.env itself: callers pass
+   * it (the CLI passes process.env). Default: empty.
+   */
+  env?: Readonly<Record<string, string | undefined>>
+  /**
+   * A local directory where network kinds stage a pack before uploading it (StagedObjectWriter). Without
+   * it they keep the pack in memory until it is complete (BufferedObjectWriter).
+   */
+  stagingDir?: string
+}
+
+/** What a kind's `open` gets besides its parsed configuration. */
+export interface KindContext {
+  create: boolean
+  env: Readonly<Record<string, string | undefined>>
+  stagingDir?: string
 }
 
 /** Parses a URL of one kind and opens it. */
 type OpenKind = (url: string, options: OpenRemoteOptions) => Promise<Remote>
+
+/**
+ * The settings of `url`: its query parameters over `settings`. Values stay strings as written in the URL;
+ * kinds convert (`settingBool`, `settingNumber`).
+ */
+export function mergeSettings(url: string, settings: RemoteSettings = {}): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = { ...settings }
+  const q = url.indexOf('?')
+  if (q === -1) return out
+  const h = url.indexOf('#', q)
+  for (const [k, v] of new URLSearchParams(url.slice(q + 1, h === -1 ? undefined : h))) out[k] = v
+  return out
+}
+
+/** A boolean setting (`true`/`false`/`1`/`0`/`yes`/`no`); `fallback` when absent. @throws ConfigError otherwise. */
+export function settingBool(settings: RemoteSettings, key: string, fallback: boolean): boolean {
+  const v = settings[key]
+  if (v === undefined || v === '') return fallback
+  if (typeof v === 'boolean') return v
+  const s = String(v).toLowerCase()
+  if (['true', '1', 'yes', 'on'].includes(s)) return true
+  if (['false', '0', 'no', 'off'].includes(s)) return false
+  throw new ConfigError(`remote setting ${key}: expected true or false, got ${JSON.stringify(v)}`)
+}
+
+/** A number setting; `fallback` when absent. @throws ConfigError when not a finite number. */
+export function settingNumber(settings: RemoteSettings, key: string, fallback: number): number {
+  const v = settings[key]
+  if (v === undefined || v === '') return fallback
+  const n = typeof v === 'number' ? v : Number(v)
+  if (!Number.isFinite(n)) throw new ConfigError(`remote setting ${key}: expected a number, got ${JSON.stringify(v)}`)
+  return n
+}
+
+/** A string setting, or undefined when absent or empty. */
+export function settingString(settings: RemoteSettings, key: string): string | undefined {
+  const v = settings[key]
+  if (v === undefined || v === '') return undefined
+  return String(v)
+}
 
 /**
  * Remote kinds by URL scheme (lower case). `null` marks a kind that is planned

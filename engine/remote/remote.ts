@@ -19,6 +19,11 @@ export interface ObjectInfo {
   name: string
   /** Size in bytes. */
   size: number
+  /**
+   * The object's storage class as the provider names it (`STANDARD`, `DEEP_ARCHIVE`, `COLDLINE`...), when
+   * the kind has classes and the listing or stat reported it. Absent on local, memory and SFTP remotes.
+   */
+  storageClass?: string
 }
 
 /** Options of `put`. */
@@ -39,6 +44,52 @@ export interface RemoteProperties {
   location: string
   /** A sensible number of parallel requests for this remote. */
   maxConnections: number
+}
+
+/**
+ * Names starting with this prefix are data packs: the only objects a remote with storage classes puts in
+ * its data class (possibly an archive class). Everything else (config, keys, index, snapshots, metadata
+ * packs, audit, locks) stays in the hot class, so listing, browsing and planning never touch a cold object.
+ */
+export const DATA_PREFIX = 'data/'
+
+/** S3 restore speeds (GCS archive classes need no restore). */
+export type RetrievalTier = 'Expedited' | 'Standard' | 'Bulk'
+
+/** What `ArchiveAccess.state` reports of one object. */
+export interface ArchiveState {
+  /** The provider's name of the object's class. */
+  storageClass: string
+  /** True when `get` can read the object now (hot class, instant-access archive, or a completed restore). */
+  readable: boolean
+  /** `none`: no restore requested (or not needed); `in-progress`: requested, not done; `restored`: a readable copy exists. */
+  restore: 'none' | 'in-progress' | 'restored'
+  /** When a restored copy goes away again (the provider's expiry), if known. */
+  restoredUntil?: Date
+}
+
+/**
+ * Optional capability of kinds with storage classes: which class data packs go to, and the archive
+ * workflow (S3 Glacier Flexible Retrieval and Deep Archive objects must be restored before reading).
+ * `get` of an object that is not readable rejects with ArchivedError.
+ */
+export interface ArchiveAccess {
+  /** Provider id for price tables: `aws-s3`, `gcs`, `b2`, `s3-compatible`. */
+  readonly provider: string
+  /** Class of objects under DATA_PREFIX (e.g. `DEEP_ARCHIVE`). */
+  readonly dataClass: string
+  /** Class of every other object (e.g. `STANDARD`). */
+  readonly hotClass: string
+  /** True when objects of `dataClass` must be restored before they can be read. */
+  readonly dataNeedsRestore: boolean
+  /** The class and restore state of one object. @throws NotFoundError when it does not exist. */
+  state(name: string): Promise<ArchiveState>
+  /**
+   * Asks the provider to make a readable copy of an archived object for `days` days. Idempotent: an
+   * object already restored or being restored resolves without a new request. Objects that need no
+   * restore resolve at once.
+   */
+  requestRestore(name: string, options: { tier: RetrievalTier; days: number }): Promise<void>
 }
 
 /**
@@ -71,6 +122,11 @@ export interface Remote {
    * without it get `BufferedObjectWriter` from `createObjectWriter`.
    */
   createWriter?(dir: string): ObjectWriter
+  /**
+   * Optional: stores the local file at `path` as `name`, streamed (multipart or resumable where the kind
+   * has it), with `put`'s guarantees. Used by StagedObjectWriter for packs; `path` is not changed.
+   */
+  putFile?(name: string, path: string, options?: PutOptions): Promise<void>
   get(name: string, range?: ByteRange): Promise<Buffer>
   stat(name: string): Promise<ObjectInfo>
   list(prefix: string): AsyncIterable<ObjectInfo>
@@ -82,6 +138,8 @@ export interface Remote {
    * remote makes the files read-only. Remotes without it cannot enforce immutability, and callers must say so.
    */
   readonly protection?: ObjectProtection
+  /** Optional capability: storage classes and archive restores (S3, GCS). */
+  readonly archive?: ArchiveAccess
 }
 
 /** What a freeze asks a remote to enforce. */
@@ -93,8 +151,13 @@ export interface ProtectionRequest {
 
 /** How a remote enforces immutability (`Remote.protection`). */
 export interface ObjectProtection {
-  /** How it is enforced, for people (e.g. "read-only files (mode 0444)"). */
+  /** How it is enforced, for people (e.g. "read-only files (mode 0444)", "S3 Object Lock, COMPLIANCE mode"). */
   readonly mechanism: string
+  /**
+   * True when the remote itself refuses to delete or change a protected object, whoever asks (S3 Object Lock,
+   * GCS holds); false when only coldstore's own commands honour it (local read-only files).
+   */
+  readonly enforcedByRemote?: boolean
   /** Protects `names` (existing objects). Idempotent. */
   protect(names: readonly string[], request: ProtectionRequest): Promise<void>
   /** True when `name` is currently protected (for `inspect`). */
