@@ -8,7 +8,7 @@ import { homedir, hostname, userInfo } from 'node:os'
 import { join } from 'node:path'
 import {
   EngineError, ExistsError, KeyError, NotFoundError, PasswordError, SourceError, UsageError, ConfigError, FormatError,
-  closeRepository, openRepository, type Repository,
+  closeRepository, openRepository, type Repository, type OpenRemoteOptions,
 } from '../engine/index.js'
 
 export const VERSION = '0.1.0'
@@ -111,6 +111,14 @@ export async function password(a: GlobalArgs, opts: { confirm?: boolean } = {}):
 }
 
 /**
+ * How the CLI opens remotes: credentials from this process's environment, packs for network remotes staged
+ * in the cache directory (`<cache>/staging`, one pack at a time per upload).
+ */
+export function remoteOptions(a: GlobalArgs): Omit<OpenRemoteOptions, 'create'> {
+  return { env: process.env, stagingDir: join(cacheDir(a), 'staging') }
+}
+
+/**
  * Opens the repository named by the global options, with index-loading
  * progress. `syncIndex: false` for commands that read index objects
  * themselves (verify, repair), so they work when one is damaged.
@@ -122,6 +130,7 @@ export async function openRepo(a: GlobalArgs, o: { syncIndex?: boolean } = {}): 
       url: repoUrl(a),
       password: await password(a),
       cacheDir: cacheDir(a),
+      remote: remoteOptions(a),
       syncIndex: o.syncIndex,
       onProgress: (p) => progress.line(`loading index ${p.done}/${p.total}`, p.done === p.total),
     })

@@ -1,5 +1,5 @@
 import { NotFoundError, isNotFound } from './errors.js'
-import { describeRemoteUrl, openRemote, type Remote } from './remote/index.js'
+import { describeRemoteUrl, openRemote, type OpenRemoteOptions, type Remote } from './remote/index.js'
 import { Repository, type InitOptions } from './repo/index.js'
 
 /** Options of `openRepository`. */
@@ -11,13 +11,15 @@ export interface OpenRepositoryOptions {
   /** Load new index objects into the cache (default true). */
   syncIndex?: boolean
   onProgress?: (p: { phase: string; done: number; total: number }) => void
+  /** How to open the remote: settings, environment for credentials, staging directory (see OpenRemoteOptions). */
+  remote?: Omit<OpenRemoteOptions, 'create'>
 }
 
 /** Opens the remote at `url`, unlocks the repository and brings its cache up to date. */
 export async function openRepository(o: OpenRepositoryOptions): Promise<Repository> {
   let remote: Remote
   try {
-    remote = await openRemote(o.url)
+    remote = await openRemote(o.url, o.remote ?? {})
   } catch (err) {
     if (isNotFound(err)) throw new NotFoundError('config', `no repository at ${describeRemoteUrl(o.url)} (run 'coldstore init' first)`, { cause: err })
     throw err
@@ -34,8 +36,8 @@ export async function openRepository(o: OpenRepositoryOptions): Promise<Reposito
 }
 
 /** Creates a repository at `url` (the directory is created for local paths). */
-export async function initRepository(url: string, o: InitOptions): Promise<{ id: string; remote: Remote }> {
-  const remote = await openRemote(url, { create: true })
+export async function initRepository(url: string, o: InitOptions, remoteOptions: Omit<OpenRemoteOptions, 'create'> = {}): Promise<{ id: string; remote: Remote }> {
+  const remote = await openRemote(url, { ...remoteOptions, create: true })
   try {
     const config = await Repository.init(remote, o)
     return { id: config.id, remote }

@@ -8,7 +8,7 @@ import {
   describeRemoteUrl, exportSnapshot, findComplianceTemplate, findSnapshot, freeze, gitToplevel, initRepository, isPackageName, openRepository,
   type BackupWarning, type ExportResult, type GithubReleaseResult, type PackageReport, type Snapshot, type ComplianceTemplate, type FreezeEvent, type FreezeResult, type Repository,
 } from '../../engine/index.js'
-import { CliError, EXIT, PROGRAM, Progress, cacheDir, err, formatBytes, out, password, printJson, who, type GlobalArgs } from '../common.js'
+import { CliError, EXIT, PROGRAM, Progress, cacheDir, err, formatBytes, out, password, printJson, remoteOptions, who, type GlobalArgs } from '../common.js'
 import { loadComplianceTemplates, loadFreezeDefaults } from '../freeze-config.js'
 import { Operations, type RunningOperation } from '../operations.js'
 import { prepareAudit, type AuditArgs } from '../audit-hook.js'
@@ -77,7 +77,7 @@ function eventLabel(e: FreezeEvent): string {
 async function openDestination(a: Args, url: string, dryRun: boolean, progress: Progress): Promise<{ repo: Repository; created: 'created' | 'scratch' | null; cleanup: () => void }> {
   const pw = await password(a)
   const open = (u: string, cache: string): Promise<Repository> =>
-    openRepository({ url: u, password: pw, cacheDir: cache, onProgress: (p) => progress.line(`loading index ${p.done}/${p.total}`, p.done === p.total) })
+    openRepository({ url: u, password: pw, cacheDir: cache, remote: remoteOptions(a), onProgress: (p) => progress.line(`loading index ${p.done}/${p.total}`, p.done === p.total) })
   try {
     return { repo: await open(url, cacheDir(a)), created: null, cleanup: () => {} }
   } catch (e) {
@@ -107,7 +107,7 @@ async function openDestination(a: Args, url: string, dryRun: boolean, progress: 
       throw e
     }
   }
-  await initRepository(url, init)
+  await initRepository(url, init, remoteOptions(a))
   return { repo: await open(url, cacheDir(a)), created: 'created', cleanup: () => {} }
 }
 

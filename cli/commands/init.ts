@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { DEFAULT_CHUNKER_PARAMS, DEFAULT_PACK_BYTES, describeRemoteUrl, initRepository } from '../../engine/index.js'
-import { CliError, EXIT, out, password, printJson, repoUrl, who, type GlobalArgs } from '../common.js'
+import { CliError, EXIT, out, password, printJson, remoteOptions, repoUrl, who, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   'no-encryption'?: boolean
@@ -34,7 +34,7 @@ export const initCommand: CommandModule<GlobalArgs, Args> = {
       compressionLevel: a['compression-level'],
       ...who(),
       now: new Date(),
-    })
+    }, remoteOptions(a))
     if (a.json) printJson({ id, location: describeRemoteUrl(url), encryption: encrypted ? 'aes-256-gcm' : 'none' })
     else out(`created ${encrypted ? 'encrypted' : 'UNENCRYPTED'} repository ${id.slice(0, 8)} at ${describeRemoteUrl(url)}`)
   },
