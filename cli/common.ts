@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { homedir, hostname, userInfo } from 'node:os'
 import { join } from 'node:path'
+import { resolveLocation } from './config-file.js'
 import {
   EngineError, ExistsError, KeyError, NotFoundError, PasswordError, SourceError, UsageError, ConfigError, FormatError,
   closeRepository, openRepository, type Repository, type OpenRemoteOptions,
@@ -26,6 +27,7 @@ export const EXIT = {
 
 export interface GlobalArgs {
   repo?: string
+  config?: string
   'password-file'?: string
   'cache-dir'?: string
   json?: boolean
@@ -41,11 +43,16 @@ export class CliError extends Error {
   }
 }
 
-/** The repository location from --repo or COLDSTORE_REPO. */
-export function repoUrl(a: GlobalArgs): string {
+/** The repository location as given: --repo or COLDSTORE_REPO (a path, URL, or `name://` of a named remote). */
+export function repoLocation(a: GlobalArgs): string {
   const r = a.repo ?? process.env.COLDSTORE_REPO
   if (!r) throw new CliError('no repository given: use --repo PATH or set COLDSTORE_REPO', EXIT.usage)
   return r
+}
+
+/** The repository URL to open: repoLocation with a named remote of the configuration file expanded. */
+export function repoUrl(a: GlobalArgs): string {
+  return resolveLocation(repoLocation(a), a.config).url
 }
 
 /** The cache directory: --cache-dir, COLDSTORE_CACHE_DIR, $XDG_CACHE_HOME/coldstore or ~/.cache/coldstore. */
@@ -98,10 +105,13 @@ async function promptPassword(prompt: string): Promise<string> {
  * The password: --password-file, COLDSTORE_PASSWORD_FILE, COLDSTORE_PASSWORD,
  * or a prompt on a terminal. Null when none is available (unencrypted repositories).
  */
-export async function password(a: GlobalArgs, opts: { confirm?: boolean } = {}): Promise<string | null> {
+export async function password(a: GlobalArgs, opts: { confirm?: boolean; location?: string } = {}): Promise<string | null> {
   if (a['password-file']) return readPasswordFile(a['password-file'])
   if (process.env.COLDSTORE_PASSWORD_FILE) return readPasswordFile(process.env.COLDSTORE_PASSWORD_FILE)
   if (process.env.COLDSTORE_PASSWORD !== undefined) return process.env.COLDSTORE_PASSWORD
+  const location = opts.location ?? a.repo ?? process.env.COLDSTORE_REPO
+  const named = location ? resolveLocation(location, a.config).passwordFile : undefined
+  if (named) return readPasswordFile(named)
   if (process.stdin.isTTY && process.stderr.isTTY) {
     const p = await promptPassword('repository password: ')
     if (opts.confirm && (await promptPassword('repeat password: ')) !== p) throw new CliError('the passwords do not match', EXIT.usage)
@@ -114,8 +124,9 @@ export async function password(a: GlobalArgs, opts: { confirm?: boolean } = {}):
  * How the CLI opens remotes: credentials from this process's environment, packs for network remotes staged
  * in the cache directory (`<cache>/staging`, one pack at a time per upload).
  */
-export function remoteOptions(a: GlobalArgs): Omit<OpenRemoteOptions, 'create'> {
-  return { env: process.env, stagingDir: join(cacheDir(a), 'staging') }
+export function remoteOptions(a: GlobalArgs, location: string = repoLocation(a)): Omit<OpenRemoteOptions, 'create'> {
+  const r = resolveLocation(location, a.config)
+  return { env: r.env, settings: r.settings, stagingDir: join(cacheDir(a), 'staging') }
 }
 
 /**

@@ -7,12 +7,12 @@
  * $XDG_CONFIG_HOME/coldstore/compliance.yaml.
  */
 import { existsSync, readFileSync } from 'node:fs'
-import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import { parseComplianceTemplates, type ComplianceTemplate } from '../engine/index.js'
 import { CliError, EXIT } from './common.js'
+import { configDir } from './config-file.js'
 
 /** Freeze settings a configuration file may hold (snake_case, as in the file). */
 export interface FreezeDefaults {
@@ -33,11 +33,6 @@ const STRINGS = ['contact', 'description', 'compliance'] as const
 const BOOLEANS = ['legal_hold', 'gitignore', 'include_git_metadata', 'include_environment', 'include_setup_docs', 'include_reports'] as const
 const KEYS = new Set<string>(['exclude', 'retention_years', ...STRINGS, ...BOOLEANS])
 
-/** $XDG_CONFIG_HOME/coldstore (or ~/.config/coldstore). */
-export function configDir(): string {
-  const xdg = process.env.XDG_CONFIG_HOME
-  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.config'), 'coldstore')
-}
 
 function readYaml(path: string): unknown {
   let text: string

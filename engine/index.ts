@@ -30,6 +30,10 @@ export {
   type ComplianceTemplate, type FreezeField, type GitState, type EnvironmentInfo, type ManifestEntry,
 } from './freeze/index.js'
 export type { GeneratedFolder } from './backup/index.js'
+export {
+  CONFIG_SECTIONS, REMOTE_SETTINGS, parseConfigFile, parseEnvFile, resolveRemoteUrl,
+  type ColdstoreConfig, type RemoteDefinition, type ResolvedRemote,
+} from './config/index.js'
 export type { ObjectProtection, ProtectionRequest, ArchiveAccess, ArchiveState, RetrievalTier, OpenRemoteOptions, RemoteSettings } from './remote/index.js'
 export {
   appendAudit, listAudit, verifyAudit, generateAuditKey, loadAuditPrivateKey, loadAuditPublicKey, auditKeyId, AUDIT_OPERATIONS,

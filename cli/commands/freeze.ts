@@ -5,10 +5,11 @@ import { fileURLToPath } from 'node:url'
 import type { CommandModule } from 'yargs'
 import {
   DEFAULT_CHUNKER_PARAMS, DEFAULT_PACK_BYTES, ExcludeMatcher, adoptUnindexedPacks, NotFoundError, TEST_KDF, captureGit, checkRequiredFields, closeRepository,
-  describeRemoteUrl, exportSnapshot, findComplianceTemplate, findSnapshot, freeze, gitToplevel, initRepository, isPackageName, openRepository,
-  type BackupWarning, type ExportResult, type GithubReleaseResult, type PackageReport, type Snapshot, type ComplianceTemplate, type FreezeEvent, type FreezeResult, type Repository,
+  describeRemoteUrl, exportSnapshot, findComplianceTemplate, findSnapshot, freeze, gitToplevel, initRepository, isPackageName, openRemote, openRepository,
+  type OpenRemoteOptions, type Remote, type BackupWarning, type ExportResult, type GithubReleaseResult, type PackageReport, type Snapshot, type ComplianceTemplate, type FreezeEvent, type FreezeResult, type Repository,
 } from '../../engine/index.js'
 import { CliError, EXIT, PROGRAM, Progress, cacheDir, err, formatBytes, out, password, printJson, remoteOptions, who, type GlobalArgs } from '../common.js'
+import { resolveLocation } from '../config-file.js'
 import { loadComplianceTemplates, loadFreezeDefaults } from '../freeze-config.js'
 import { Operations, type RunningOperation } from '../operations.js'
 import { prepareAudit, type AuditArgs } from '../audit-hook.js'
@@ -37,17 +38,28 @@ interface Args extends GlobalArgs, AuditArgs, GithubArgs {
   'dry-run'?: boolean
 }
 
-/** The destination as a location openRepository takes: a path or file:// URL (named and cloud remotes come later). */
-function destinationUrl(d: string): string {
-  const m = /^([A-Za-z][A-Za-z0-9+.-]+):\/\//.exec(d)
-  if (m && m[1].toLowerCase() !== 'file') {
-    throw new CliError(
-      `unsupported destination ${describeRemoteUrl(d)}: freezes go to a local path or file:// URL for now ` +
-        `(named remotes such as cold://name come with the configuration file; s3://, gs://, sftp:// with the cloud remotes)`,
-      EXIT.usage,
-    )
+/** A local destination as an absolute path; any other as its URL without credentials. */
+function localOrUrl(url: string): string {
+  if (url.startsWith('file://')) return fileURLToPath(url)
+  if (/^[A-Za-z][A-Za-z0-9+.-]+:\/\//.test(url)) return describeRemoteUrl(url)
+  return resolve(url)
+}
+
+/** True when the remote at `url` holds no object (or does not exist yet). */
+async function remoteIsEmpty(url: string, options: Omit<OpenRemoteOptions, 'create'>): Promise<boolean> {
+  let r: Remote
+  try {
+    r = await openRemote(url, options)
+  } catch (e) {
+    if (e instanceof NotFoundError) return true
+    throw e
   }
-  return d
+  try {
+    for await (const _ of r.list('')) return false
+    return true
+  } finally {
+    await r.close()
+  }
 }
 
 /** The event from --milestone / --handoff / --audit / --deliverable (at most one of the first three). */
@@ -74,25 +86,31 @@ function eventLabel(e: FreezeEvent): string {
  * dry run instead predicts against an empty scratch repository with the same
  * parameters, as nothing may be written).
  */
-async function openDestination(a: Args, url: string, dryRun: boolean, progress: Progress): Promise<{ repo: Repository; created: 'created' | 'scratch' | null; cleanup: () => void }> {
-  const pw = await password(a)
-  const open = (u: string, cache: string): Promise<Repository> =>
-    openRepository({ url: u, password: pw, cacheDir: cache, remote: remoteOptions(a), onProgress: (p) => progress.line(`loading index ${p.done}/${p.total}`, p.done === p.total) })
+async function openDestination(a: Args, destination: string, dryRun: boolean, progress: Progress): Promise<{ repo: Repository; created: 'created' | 'scratch' | null; cleanup: () => void }> {
+  const url = resolveLocation(destination, a.config).url
+  const remote = remoteOptions(a, destination)
+  const pw = await password(a, { location: destination })
+  const open = (u: string, cache: string, scratch = false): Promise<Repository> =>
+    openRepository({ url: u, password: pw, cacheDir: cache, remote: scratch ? {} : remote, onProgress: (p) => progress.line(`loading index ${p.done}/${p.total}`, p.done === p.total) })
   try {
     return { repo: await open(url, cacheDir(a)), created: null, cleanup: () => {} }
   } catch (e) {
     if (!(e instanceof NotFoundError && e.what === 'config')) throw e
   }
-  // No repository there: refuse a folder that holds other things, so a typo cannot scatter a repository into it.
-  const path = url.startsWith('file://') ? fileURLToPath(url) : resolve(url)
-  let entries: string[] = []
-  try {
-    if (!statSync(path).isDirectory()) throw new CliError(`the destination ${path} is a file, not a repository`, EXIT.usage)
-    entries = readdirSync(path)
-  } catch (e) {
-    if (e instanceof CliError) throw e
+  // No repository there: refuse a place that holds other things, so a typo cannot scatter a repository into it.
+  if (!/^[A-Za-z][A-Za-z0-9+.-]+:\/\//.test(url) || url.startsWith('file://')) {
+    const path = url.startsWith('file://') ? fileURLToPath(url) : resolve(url)
+    let entries: string[] = []
+    try {
+      if (!statSync(path).isDirectory()) throw new CliError(`the destination ${path} is a file, not a repository`, EXIT.usage)
+      entries = readdirSync(path)
+    } catch (e) {
+      if (e instanceof CliError) throw e
+    }
+    if (entries.length > 0) throw new CliError(`the destination ${path} is a folder that is not a coldstore repository and not empty: give a new or empty folder, or a repository`, EXIT.usage)
+  } else if (!(await remoteIsEmpty(url, remote))) {
+    throw new CliError(`the destination ${describeRemoteUrl(url)} holds objects but no coldstore repository: give a new or empty location, or a repository`, EXIT.usage)
   }
-  if (entries.length > 0) throw new CliError(`the destination ${path} is a folder that is not a coldstore repository and not empty: give a new or empty folder, or a repository`, EXIT.usage)
   if (pw === null) {
     throw new CliError('a password is needed to create the repository: set COLDSTORE_PASSWORD or COLDSTORE_PASSWORD_FILE or use --password-file (or create it with coldstore init --no-encryption first)', EXIT.usage)
   }
@@ -101,13 +119,13 @@ async function openDestination(a: Args, url: string, dryRun: boolean, progress: 
     const scratch = mkdtempSync(join(tmpdir(), 'coldstore-freeze-dry-run-'))
     try {
       await initRepository(join(scratch, 'repo'), { ...init, kdf: TEST_KDF })
-      return { repo: await open(join(scratch, 'repo'), join(scratch, 'cache')), created: 'scratch', cleanup: () => rmSync(scratch, { recursive: true, force: true }) }
+      return { repo: await open(join(scratch, 'repo'), join(scratch, 'cache'), true), created: 'scratch', cleanup: () => rmSync(scratch, { recursive: true, force: true }) }
     } catch (e) {
       rmSync(scratch, { recursive: true, force: true })
       throw e
     }
   }
-  await initRepository(url, init, remoteOptions(a))
+  await initRepository(url, init, remote)
   return { repo: await open(url, cacheDir(a)), created: 'created', cleanup: () => {} }
 }
 
@@ -148,7 +166,7 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
       if (e instanceof CliError) throw e
       throw new CliError(`cannot read source ${a.source}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, EXIT.usage)
     }
-    const url = destinationUrl(a.destination)
+    const url = resolveLocation(a.destination, a.config).url
     const { defaults, files: configFiles } = loadFreezeDefaults(source)
     const description = a.description ?? defaults.description ?? null
     const contact = a.contact ?? defaults.contact ?? null
@@ -185,7 +203,7 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
     let result: FreezeResult
     let created: 'created' | 'scratch' | null = null
     try {
-      const dest = await openDestination(a, url, dryRun, progress)
+      const dest = await openDestination(a, a.destination, dryRun, progress)
       created = dest.created
       try {
         if (created === 'created' && !a.quiet) err(`created encrypted repository at ${describeRemoteUrl(url)}`)
@@ -200,7 +218,7 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
           includeSetupDocs: a['include-setup-docs'] ?? defaults.include_setup_docs ?? false,
           includeReports: a['include-reports'] ?? defaults.include_reports ?? false,
           gitignore, excludes, configFiles,
-          destination: url.startsWith('file://') ? fileURLToPath(url) : resolve(url),
+          destination: localOrUrl(url),
           nodeVersion: process.version,
           ...who(),
           program: PROGRAM,
@@ -259,7 +277,7 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
         repository_created: created === 'created',
         time: result.snapshot.time,
         source: m.source.path,
-        destination: url.startsWith('file://') ? fileURLToPath(url) : resolve(url),
+        destination: localOrUrl(url),
         event: m.event,
         report,
         written_bytes: s.added_bytes,

@@ -1,0 +1,8 @@
+/**
+ * config/: the coldstore.yaml configuration file, parsed and validated from
+ * its text (the caller reads the file). Imports only errors.ts and yaml.
+ */
+export {
+  CONFIG_SECTIONS, REMOTE_SETTINGS, parseConfigFile, parseEnvFile, resolveRemoteUrl,
+  type ColdstoreConfig, type RemoteDefinition, type ResolvedRemote,
+} from './config.js'
