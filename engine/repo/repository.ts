@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { DEFAULT_CHUNKER_ALGORITHM, DEFAULT_CHUNKER_PARAMS, CHUNKER_ALGORITHMS, gearTable, validateChunkerParams, type ChunkerAlgorithm, type ChunkerParams } from '../chunker/index.js'
 import {
   AesGcmSealer, DEFAULT_KDF, PlainSealer, deriveRepoKeys, parseKeyFile, unwrapMasterKey, wrapMasterKey,
@@ -310,11 +312,25 @@ export class Repository {
     return id
   }
 
-  /** Loads a sealed JSON document stored by `putJsonObject`, checking its name. */
-  async getJsonObject<T>(dir: string, id: string): Promise<T> {
+  /**
+   * Loads a sealed JSON document stored by `putJsonObject`, checking its name. With `cached`, the sealed
+   * bytes are kept in the local cache (`<cache>/objects/<dir>/<id>`, still sealed) and read from there next
+   * time: the objects never change, and the name check runs on cached bytes too, so a damaged cache file is
+   * refetched rather than trusted.
+   */
+  async getJsonObject<T>(dir: string, id: string, o: { cached?: boolean } = {}): Promise<T> {
     const name = `${dir}/${id}`
-    const bytes = await this.remote.get(name)
-    if (hashHex(bytes) !== id) throw new IntegrityError(`${name}: content does not match its name (damaged)`)
+    let bytes: Buffer | null = null
+    const file = o.cached ? `${this.cachePath}/objects/${dir}/${id}` : null
+    if (file) {
+      bytes = await readFile(file).catch(() => null)
+      if (bytes && hashHex(bytes) !== id) bytes = null
+    }
+    if (!bytes) {
+      bytes = await this.remote.get(name)
+      if (hashHex(bytes) !== id) throw new IntegrityError(`${name}: content does not match its name (damaged)`)
+      if (file) await writeCacheFile(file, bytes)
+    }
     const plain = this.sealer.open(bytes, name)
     try {
       return JSON.parse(plain.toString('utf8')) as T
@@ -368,4 +384,16 @@ export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (i
     })())
   }
   await Promise.all(runners)
+}
+
+/** Writes a cache file via a temporary name, so a concurrent reader never sees half of it. Never throws: a cache that cannot be written is only slower. */
+async function writeCacheFile(file: string, bytes: Buffer): Promise<void> {
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  try {
+    await mkdir(dirname(file), { recursive: true })
+    await writeFile(temp, bytes)
+    await rename(temp, file)
+  } catch {
+    await rm(temp, { force: true }).catch(() => undefined)
+  }
 }

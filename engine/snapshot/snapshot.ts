@@ -1,4 +1,5 @@
 import { NotFoundError, UsageError, isNotFound } from '../errors.js'
+import { readdir, rm } from 'node:fs/promises'
 import { forEachLimit, type Repository } from '../repo/index.js'
 
 /** Statistics of a snapshot run, stored in the snapshot object. */
@@ -55,20 +56,28 @@ export async function saveSnapshot(repo: Repository, doc: SnapshotDoc): Promise<
   return repo.putJsonObject('snapshots', doc)
 }
 
-/** Loads one snapshot by full id. */
-export async function loadSnapshot(repo: Repository, id: string): Promise<Snapshot> {
-  const doc = await repo.getJsonObject<SnapshotDoc>('snapshots', id)
+/**
+ * Loads one snapshot by full id. The sealed object is kept in the local cache (snapshot objects never
+ * change; cached bytes are checked against the id like fetched ones), so listing 500 snapshots of a
+ * remote repository costs one listing plus the new ones.
+ */
+export async function loadSnapshot(repo: Repository, id: string, o: { fresh?: boolean } = {}): Promise<Snapshot> {
+  const doc = await repo.getJsonObject<SnapshotDoc>('snapshots', id, { cached: o.fresh !== true })
   return { ...doc, id }
 }
 
-/** Lists every snapshot, oldest first. Damaged objects are reported through `onError` and skipped. */
-export async function listSnapshots(repo: Repository, onError?: (id: string, err: unknown) => void): Promise<Snapshot[]> {
+/**
+ * Lists every snapshot, oldest first. Damaged objects are reported through `onError` and skipped.
+ * `fresh` reads every object from the remote instead of the local cache (verify).
+ */
+export async function listSnapshots(repo: Repository, onError?: (id: string, err: unknown) => void, o: { fresh?: boolean } = {}): Promise<Snapshot[]> {
   const ids: string[] = []
   for await (const o of repo.remote.list('snapshots/')) ids.push(o.name.slice('snapshots/'.length))
+  await dropForgotten(repo, new Set(ids))
   const out: Snapshot[] = []
   await forEachLimit(ids, repo.remote.properties.maxConnections * 2, async (id) => {
     try {
-      out.push(await loadSnapshot(repo, id))
+      out.push(await loadSnapshot(repo, id, o))
     } catch (err) {
       if (isNotFound(err)) return
       if (onError) onError(id, err)
@@ -77,6 +86,15 @@ export async function listSnapshots(repo: Repository, onError?: (id: string, err
   })
   out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1))
   return out
+}
+
+/** Removes cached snapshot objects whose snapshot is gone from the repository (forgotten). Never throws. */
+async function dropForgotten(repo: Repository, ids: ReadonlySet<string>): Promise<void> {
+  const dir = `${repo.cachePath}/objects/snapshots`
+  const names = await readdir(dir).catch(() => [] as string[])
+  for (const n of names) {
+    if (!ids.has(n) && !n.endsWith('.tmp')) await rm(`${dir}/${n}`, { force: true }).catch(() => undefined)
+  }
 }
 
 /**

@@ -1,9 +1,10 @@
 import { randomInt } from 'node:crypto'
+import { isNotFound } from '../errors.js'
 import { hashHex } from '../hash/index.js'
 import type { BlobLocation, IndexedPack } from '../index/index.js'
 import { decodeTrailer, packObjectName, type PackKind } from '../pack/index.js'
 import { forEachLimit, type Repository } from '../repo/index.js'
-import { listSnapshots, type Snapshot } from '../snapshot/index.js'
+import { listSnapshots, loadSnapshot, type Snapshot } from '../snapshot/index.js'
 import { decodeTree, type TreeNode } from '../tree/index.js'
 
 /** Kinds of problems verify reports. */
@@ -95,9 +96,23 @@ export async function verify(repo: Repository, o: VerifyOptions = {}): Promise<V
   const badPacks = new Set(findings.filter((f) => f.kind === 'missing_pack' || f.kind === 'pack_size_mismatch').map((f) => f.packId!))
 
   // 3. Snapshots and trees.
-  const snaps = o.snapshots ? [...o.snapshots] : await listSnapshots(repo, (id, err) => {
+  // Read from the remote, never the local cache: verify checks what is stored.
+  const damaged = (id: string, err: unknown): void => {
     findings.push({ kind: 'damaged_snapshot', severity: 'error', snapshotId: id, object: `snapshots/${id}`, message: `snapshot ${id}: ${(err as Error).message}` })
-  })
+  }
+  const snaps: Snapshot[] = []
+  if (o.snapshots) {
+    for (const s of o.snapshots) {
+      try {
+        snaps.push(await loadSnapshot(repo, s.id, { fresh: true }))
+      } catch (err) {
+        if (isNotFound(err)) findings.push({ kind: 'damaged_snapshot', severity: 'error', snapshotId: s.id, object: `snapshots/${s.id}`, message: `snapshot ${s.id}: gone from the repository` })
+        else damaged(s.id, err)
+      }
+    }
+  } else {
+    snaps.push(...(await listSnapshots(repo, damaged, { fresh: true })))
+  }
   stats.snapshots = snaps.length
   const seenTrees = new Set<string>()
   const missingBlobs = new Set<string>()
