@@ -135,6 +135,19 @@ export class ArchivedError extends EngineError {
   }
 }
 
+/**
+ * Another process holds what this operation needs exclusively (one prune at a time per repository). Not a
+ * stale-lock trap: the holder's lock is ignored once it stops being refreshed, so retrying later works.
+ */
+export class LockedError extends EngineError {
+  /** Who holds it, for people. */
+  readonly holder: string
+  constructor(holder: string, message?: string, options?: EngineErrorOptions) {
+    super('ELOCKED', message ?? `locked by ${holder}`, options)
+    this.holder = holder
+  }
+}
+
 /** True when `err` is a NotFoundError (or any EngineError with code ENOTFOUND). */
 export function isNotFound(err: unknown): boolean {
   return err instanceof EngineError && err.code === 'ENOTFOUND'

@@ -7,7 +7,7 @@
  */
 export {
   EngineError, NotFoundError, IntegrityError, ConfigError, UsageError, RemoteError, PasswordError, KeyError,
-  ExistsError, SourceError, FormatError, ArchivedError, isNotFound,
+  ExistsError, SourceError, FormatError, ArchivedError, LockedError, isNotFound,
 } from './errors.js'
 export type { EngineErrorCode } from './errors.js'
 export type { BlobId, PackId, SnapshotId, BlobType } from './types.js'
@@ -44,3 +44,13 @@ export {
   GithubError, DEFAULT_GITHUB_API_URL,
   type ExportOptions, type ExportResult, type ExportProgress, type PackageReport, type PackageProblem, type GithubReleaseOptions, type GithubReleaseResult, type ReleaseAsset,
 } from './export/index.js'
+export {
+  applyRetention, parseRetentionDuration, formatRetentionDuration, describePolicy, isEmptyPolicy, checkTimeZone, GROUP_FIELDS, FREEZE_REASON,
+  type RetentionPolicy, type RetentionSnapshot, type RetentionOptions, type RetentionDecision, type RetentionGroup, type KeptSnapshot,
+  type RemovedSnapshot, type GroupField, type RetentionDuration,
+} from './retention/index.js'
+export {
+  forget, prune, DEFAULT_SAFETY_DELAY_MS, DEFAULT_REPACK_THRESHOLD,
+  type ForgetOptions, type ForgetResult, type PruneOptions, type PruneReport, type PrunePreview, type PackCount, type SweptPlan, type DeferredPlan, type MarkedPlan,
+} from './prune/index.js'
+export { listLocks, listPrunePlans, LOCK_STALE_MS, LOCK_REFRESH_MS, type StoredLock, type LockDoc, type StoredPrunePlan, type PrunePlanDoc } from './gc/index.js'

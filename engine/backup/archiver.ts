@@ -5,7 +5,8 @@ import { promisify } from 'node:util'
 import { availableParallelism } from 'node:os'
 import { basename, resolve } from 'node:path'
 import { Chunker } from '../chunker/index.js'
-import { SourceError, UsageError } from '../errors.js'
+import { IntegrityError, SourceError, UsageError } from '../errors.js'
+import { beginWrite, checkSnapshotStored } from '../gc/index.js'
 import { StreamHasher } from '../hash/index.js'
 import type { Repository } from '../repo/index.js'
 import type { FileCacheEntry } from '../index/index.js'
@@ -181,11 +182,28 @@ export async function backup(repo: Repository, o: BackupOptions): Promise<Backup
     sources.push({ abs, name, st })
   }
   const matcher = new ExcludeMatcher(o.excludes ?? [], o.gitignore ?? false)
-  const a = new Archiver(repo, o, matcher)
+  // A lock and the prune plans first (engine/gc): nothing a prune is about to delete is reused.
+  const guard = await beginWrite(repo, { operation: o.kind ?? 'snapshot', host: o.hostname, username: o.username, program: o.program, dryRun: o.dryRun })
   try {
-    return await a.run(sources, started)
+    const a = new Archiver(repo, o, matcher)
+    let r: BackupResult
+    try {
+      r = await a.run(sources, started)
+    } finally {
+      await a.close()
+    }
+    if (guard.lapsed && r.id) {
+      // The lock went stale mid-run (suspended?): a prune may have deleted what this snapshot reuses.
+      try {
+        await checkSnapshotStored(repo, r.snapshot.tree)
+      } catch (err) {
+        await repo.remote.delete(`snapshots/${r.id}`)
+        throw new IntegrityError(`the snapshot was not kept: this run was suspended long enough for a prune to delete data it reused (${(err as Error).message}); run it again`, {}, { cause: err })
+      }
+    }
+    return r
   } finally {
-    await a.close()
+    await guard.end()
   }
 }
 
