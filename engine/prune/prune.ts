@@ -34,8 +34,9 @@ export interface PruneOptions {
   staleAfterMs?: number
   onProgress?: (p: { phase: PrunePhase; done: number; total: number }) => void
   /**
-   * Called once everything is decided, before anything is changed (not in a dry run), when packs would be
-   * deleted or repacked: resolve false to stop without changes.
+   * Called once everything is decided, before anything is changed (not in a dry run), when this run will
+   * delete packs (those of due plans; with delay 0 also what it marks and repacks): resolve false to stop
+   * without changes.
    */
   approve?: (preview: PrunePreview) => Promise<boolean>
 }
@@ -313,7 +314,8 @@ async function pruneOnce(repo: Repository, o: PruneOptions, delay: number, onlyP
   for (const s of report.swept) { preview.delete.packs += s.deleted.packs; preview.delete.bytes += s.deleted.bytes; preview.delete.blobs += s.deleted.blobs }
   for (const p of toRepack) add(preview.repack, p)
   for (const p of toDelete) add(preview.mark, p)
-  const deletes = preview.delete.packs > 0 || preview.repack.packs > 0 || (preview.immediate && preview.mark.packs > 0)
+  // Repacking copies and deletes nothing yet: only deletions (now, or at once with delay 0) are confirmed.
+  const deletes = preview.delete.packs > 0 || (preview.immediate && (preview.mark.packs > 0 || preview.repack.packs > 0))
   if (!o.dryRun && o.approve && deletes && !(await o.approve(preview))) {
     report.aborted = true
     report.swept = []
