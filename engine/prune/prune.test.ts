@@ -20,9 +20,9 @@ import { restore } from '../restore/index.js'
 import { listSnapshots, loadSnapshot, saveSnapshot } from '../snapshot/index.js'
 import { makeTestRepo, seededBytes, writeTree, type TestRepo } from '../testing/test-repo.js'
 import { verify } from '../verify/index.js'
-import { listPrunePlans } from '../gc/index.js'
+import { listPrunePlans, RepoSession } from '../gc/index.js'
 import { forget, prune, type PruneOptions, type PruneReport } from './index.js'
-import { UsageError } from '../errors.js'
+import { IntegrityError, LockedError, UsageError } from '../errors.js'
 
 const root = t.testdir()
 let dirs = 0
@@ -323,4 +323,26 @@ t.test('forget: filters, grouping and errors', async (t) => {
   const done = await forget(tr.repo, { policy: { last: 1 }, groupBy: [], now: () => new Date(T0 + 9 * HOUR) })
   t.equal(done.removed.length, 3)
   t.same((await listSnapshots(tr.repo)).map((s) => s.id), [ids[3]])
+})
+
+t.test('one prune at a time; a stale prune lock does not block; a damaged repository is left alone', async (t) => {
+  const tr = await fresh(t)
+  const src = join(tr.dir, 'src')
+  writeTree(src, { 'a.bin': seededBytes('lock-a', 1_200_000) })
+  await snapshot(tr.repo, src, T0 - HOUR)
+  const other = await RepoSession.start(tr.repo, { kind: 'prune', operation: 'prune', host: 'elsewhere', username: 'ops', program: 'p', clock: () => new Date(T0) })
+  await t.rejects(prune(tr.repo, opts(T0 + 60_000)), LockedError, 'a live prune lock stops a second prune')
+  t.ok((await prune(tr.repo, opts(T0 + 2 * HOUR))).dry_run === false, 'two hours later that lock is stale: prune runs')
+  await other.end()
+  // Damage: a tree pack is gone. prune must not act on a partial view of what is needed.
+  writeTree(src, { 'b.bin': seededBytes('lock-b', 1_200_000) })
+  await snapshot(tr.repo, src, T0)
+  await forget(tr.repo, { policy: { last: 1 }, now: () => new Date(T0 + HOUR) })
+  const meta = packs(tr.repoDir).filter((p) => p.startsWith('meta/'))
+  for (const m of meta) rmSync(join(tr.repoDir, m))
+  const before = listing(tr.repoDir)
+  const broken = await tr.reopen()
+  t.teardown(() => broken.close())
+  await t.rejects(prune(broken, opts(T0 + 3 * HOUR, { safetyDelayMs: 0 })), IntegrityError, 'prune refuses')
+  t.same(listing(tr.repoDir).filter((l) => !l.startsWith('locks/')), before.filter((l) => !l.startsWith('locks/')), 'and changed nothing')
 })
