@@ -272,7 +272,7 @@ async function pruneOnce(repo: Repository, o: PruneOptions, delay: number, onlyP
   const live = new Map<string, Set<string>>()
   for (const id of refs.all) {
     const hs = (state.holders.get(id) ?? []).filter((h) => !gone.has(h))
-    const pick = [...hs].sort((a, b) => rank(state, b) - rank(state, a) || (a < b ? -1 : 1))[0]
+    const pick = [...hs].sort((a, b) => rank(state, pending, b) - rank(state, pending, a) || (a < b ? -1 : 1))[0]
     let s = live.get(pick)
     if (!s) live.set(pick, (s = new Set()))
     s.add(id)
@@ -400,9 +400,9 @@ function blockingWriters(locks: readonly StoredLock[], plan: StoredPrunePlan, no
   return locks.filter((l) => l.doc.kind === 'writer' && !l.doc.plans_seen.includes(plan.id) && isLockLive(l, { now, staleAfterMs: staleAfterMs ?? LOCK_STALE_MS, seenEarlier: earlier }))
 }
 
-/** Which copy of a blob is the live one: pinned packs first, then indexed ones. */
-function rank(state: State, name: string): number {
-  return (state.pinned.has(name) ? 2 : 0) + (state.packs.get(name)?.indexed ? 1 : 0)
+/** Which copy of a blob is the live one: in a pack a freeze needs, then an indexed one, then one no pending plan names. */
+function rank(state: State, pending: ReadonlySet<string>, name: string): number {
+  return (state.pinned.has(name) ? 4 : 0) + (state.packs.get(name)?.indexed ? 2 : 0) + (pending.has(name) ? 0 : 1)
 }
 
 async function isProtected(repo: Repository, name: string): Promise<boolean> {
