@@ -21,6 +21,8 @@ export const EXIT = {
   failure: 1,
   usage: 2,
   partial: 3,
+  /** Data is in an archive storage class and not readable yet: a retrieval must be requested, or is still in progress. */
+  archived: 4,
   noRepository: 10,
   password: 12,
 } as const

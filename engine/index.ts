@@ -20,7 +20,12 @@ export { listSnapshots, findSnapshot, loadSnapshot, type Snapshot, type Snapshot
 export { TreeReader, diffTrees, displayName, splitPath, type TreeNode, type NodeType, type DiffEntry } from './tree/index.js'
 export { ExcludeMatcher } from './filter/index.js'
 export { backup, type BackupOptions, type BackupResult, type BackupWarning, type BackupProgress } from './backup/index.js'
-export { restore, type RestoreOptions, type RestoreResult, type RestoreError } from './restore/index.js'
+export { restore, planRestore, type RestoreOptions, type RestoreResult, type RestoreError, type RestorePlan, type RestoreSelection } from './restore/index.js'
+export { checkRetrieval, mayNeedRetrieval, requestRetrieval, type RetrievalCheck, type Tally } from './retrieval/index.js'
+export {
+  DEFAULT_PRICES, GB, classPrices, formatWait, providerPrices, retrievalOptions,
+  type ClassPrice, type PriceTable, type PriceTier, type ProviderPrice, type TierPrice, type RetrievalOption,
+} from './cost/index.js'
 export { verify, repairIndex, type VerifyOptions, type VerifyReport, type Finding, type FindingKind, type RepairIndexResult } from './verify/index.js'
 export { SnapshotView, VfsFile, ChunkCache, FREEZES_FOLDER, LATEST_FOLDER, type VfsEntry, type SnapshotViewOptions, type ChunkCacheOptions } from './vfs/index.js'
 export {
