@@ -26,6 +26,7 @@ export {
   DEFAULT_PRICES, GB, classPrices, formatWait, providerPrices, retrievalOptions,
   type ClassPrice, type PriceTable, type PriceTier, type ProviderPrice, type TierPrice, type RetrievalOption,
 } from './cost/index.js'
+export { SCHEDULE_PRESETS, missedRuns, nextRun, parseSchedule, previousRun, type Schedule } from './schedule/index.js'
 export { verify, repairIndex, type VerifyOptions, type VerifyReport, type Finding, type FindingKind, type RepairIndexResult } from './verify/index.js'
 export { SnapshotView, VfsFile, ChunkCache, FREEZES_FOLDER, LATEST_FOLDER, type VfsEntry, type SnapshotViewOptions, type ChunkCacheOptions } from './vfs/index.js'
 export {
