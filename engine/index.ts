@@ -39,6 +39,7 @@ export type { GeneratedFolder } from './backup/index.js'
 export {
   CONFIG_SECTIONS, REMOTE_SETTINGS, parseConfigFile, parseEnvFile, resolveRemoteUrl,
   type ColdstoreConfig, type RemoteDefinition, type ResolvedRemote,
+  HOST_EXCLUDES, JOB_TYPES, parseDuration, parseJobs, type JobDefinition, type JobRetention, type JobType, type MissedPolicy,
 } from './config/index.js'
 export type { ObjectProtection, ProtectionRequest, ArchiveAccess, ArchiveState, RetrievalTier, OpenRemoteOptions, RemoteSettings } from './remote/index.js'
 export {

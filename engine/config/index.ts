@@ -6,3 +6,4 @@ export {
   CONFIG_SECTIONS, REMOTE_SETTINGS, parseConfigFile, parseEnvFile, resolveRemoteUrl,
   type ColdstoreConfig, type RemoteDefinition, type ResolvedRemote,
 } from './config.js'
+export { HOST_EXCLUDES, JOB_TYPES, parseDuration, parseJobs, type JobDefinition, type JobRetention, type JobType, type MissedPolicy } from './jobs.js'
