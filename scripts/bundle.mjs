@@ -24,7 +24,9 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['lmdb', 'zstd-napi', '@napi-rs/blake-hash'],
+  // Native addons, and the cloud SDKs: those load only in processes that open such a remote (import() in
+  // engine/remote/registry.ts), straight from node_modules; ssh2 also has optional native parts.
+  external: ['lmdb', 'zstd-napi', '@napi-rs/blake-hash', 'ssh2', 'ssh2-sftp-client', 'cpu-features', '@google-cloud/*', '@aws-sdk/*', '@smithy/*'],
   // Bundled CommonJS packages call require() for Node built-ins.
   banner: { js: "import { createRequire as __coldstoreRequire } from 'node:module'; const require = __coldstoreRequire(import.meta.url);" },
   sourcemap: 'linked',
