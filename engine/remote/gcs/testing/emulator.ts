@@ -73,6 +73,8 @@ export interface RecordedRequest {
   /** The object name (decoded), for object requests and uploads. */
   object?: string
   query: Record<string, string>
+  /** Request headers (lower-case names; `authorization` left out). */
+  headers: Record<string, string>
   /** `Range` request header. */
   range?: string
   /** `Content-Range` request header (upload chunks and status queries). */
@@ -409,9 +411,10 @@ export class GcsEmulator {
     })
   }
 
-  /** True when the bucket exists. */
-  hasBucket(name: string): boolean {
-    return this.buckets.has(name)
+  /** A bucket's settings, or undefined when it does not exist. */
+  bucketInfo(name: string): { storageClass: string; objectRetention: boolean; retentionPeriodSeconds?: number } | undefined {
+    const b = this.buckets.get(name)
+    return b && { storageClass: b.storageClass, objectRetention: b.objectRetention, retentionPeriodSeconds: b.retentionPeriodSeconds }
   }
 
   /** The stored object, or undefined. */
@@ -451,11 +454,10 @@ export class GcsEmulator {
 
   // -------------------------------------------------------------------------------------------------------
 
-  private takeFault(operation: EmulatorOperation, object: string | undefined, kinds: readonly EmulatorFault['kind'][]): EmulatorFault | null {
+  private takeFault(operation: EmulatorOperation, object: string | undefined): EmulatorFault | null {
     for (const f of this.faults) {
-      if (!kinds.includes(f.kind) || !matches(f.object, object)) continue
-      if (f.kind !== 'interrupt-upload' && f.operation !== undefined && f.operation !== operation) continue
-      if (f.kind === 'interrupt-upload' && operation !== 'upload.chunk') continue
+      if (!matches(f.object, object)) continue
+      if (f.kind === 'interrupt-upload' || (f.operation !== undefined && f.operation !== operation)) continue
       f.times = (f.times ?? 1) - 1
       if (f.times <= 0) this.faults = this.faults.filter((x) => x !== f)
       return f
@@ -467,11 +469,14 @@ export class GcsEmulator {
     const url = new URL(req.url ?? '/', this.endpoint)
     const query: Record<string, string> = {}
     for (const [k, v] of url.searchParams) query[k] = v
+    const headers: Record<string, string> = {}
+    for (const [k, v] of Object.entries(req.headers)) if (k !== 'authorization' && v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v
     const record: RecordedRequest = {
       method: req.method ?? 'GET',
       url: req.url ?? '/',
       operation: 'unknown',
       query,
+      headers,
       range: header(req, 'range'),
       contentRange: header(req, 'content-range'),
       bodyBytes: 0,
@@ -534,7 +539,7 @@ export class GcsEmulator {
       if (session) record.object = session.name
     }
 
-    const fault = this.takeFault(operation, record.object, ['status', 'reset'])
+    const fault = this.takeFault(operation, record.object)
     if (fault?.kind === 'reset' && fault.afterProcessing) {
       // Carry the request out, then drop the connection instead of answering.
       const socket = req.socket
@@ -1000,8 +1005,15 @@ export class GcsEmulator {
       record.bodyBytes = (await readBody(req)).length
       throw new HttpError(400, 'invalid', `Content-Range total ${total} does not match X-Upload-Content-Length ${session.declaredSize}.`)
     }
-    const fault = this.takeFault('upload.chunk', session.name, ['interrupt-upload'])
-    const cutAt = fault?.kind === 'interrupt-upload' ? fault.afterBytes : Infinity
+    // An interrupt fault applies to the chunk that carries its byte.
+    const lastByte = range[2] === '*' ? Infinity : Number(range[2])
+    const fault = this.faults.find((f) => f.kind === 'interrupt-upload' && matches(f.object, session.name) && f.afterBytes >= first && f.afterBytes <= lastByte)
+    let cutAt = Infinity
+    if (fault?.kind === 'interrupt-upload') {
+      cutAt = fault.afterBytes
+      fault.times = (fault.times ?? 1) - 1
+      if (fault.times <= 0) this.faults = this.faults.filter((x) => x !== fault)
+    }
     // Bytes of this body before `skip` were persisted already (a chunk sent again): GCS ignores them.
     const skip = session.persisted - first
     let position = first
