@@ -466,12 +466,29 @@ t.test('error mapping', async (t) => {
     if (c.message) t.match(String(err), c.message, `${what}: message`)
   }
 
+  t.test('a damaged download', async (t) => {
+    await remote.put('data/ab/whole', seededBytes('whole', 5000))
+    emulator.addFault({ kind: 'corrupt' })
+    const err = await rejectsWith(t, remote.get('data/ab/whole'), RemoteError, 'a whole read with a flipped byte fails the client\'s CRC32C check')
+    t.equal((err as RemoteError).transient, true, 'transient: a new read may be whole')
+    t.ok((await remote.get('data/ab/whole')).equals(seededBytes('whole', 5000)), 'the next read is fine')
+  })
+
   t.test('missing objects and buckets', async (t) => {
     await rejectsWith(t, remote.get('data/ab/none'), NotFoundError, 'get')
     await rejectsWith(t, remote.get('data/ab/none', { offset: 0, length: 0 }), NotFoundError, 'zero-length get')
     await remote.delete('data/ab/none')
     t.pass('delete of a missing object resolves')
     await rejectsWith(t, openGcs(t, emulator, '', { bucket: 'no-such-bucket' }), NotFoundError, 'open of a missing bucket')
+    // A bucket deleted after open: a 404 on a write or a listing is the bucket's, not a missing object's.
+    emulator.createBucket({ name: 'short-lived' })
+    const orphan = await openGcs(t, emulator, '', { bucket: 'short-lived' })
+    emulator.dropBucket('short-lived')
+    for (const [what, call] of [['put', () => orphan.put('data/ab/x', Buffer.from('x'))], ['list', () => collect(orphan, '')]] as const) {
+      const e = await rejectsWith(t, call(), RemoteError, `${what} in a deleted bucket`)
+      t.match(String(e), /bucket short-lived not found/, `${what}: says the bucket is missing`)
+    }
+    await rejectsWith(t, orphan.get('data/ab/x'), NotFoundError, 'a get there is still a missing object')
     const err = await rejectsWith(t, GcsRemote.open(parseConfig(`gs://new-bucket/x?endpoint=${emulator.endpoint}`), { create: true, env: {} }), ConfigError, 'init without project_id')
     t.match(String(err), /project_id/)
     t.notOk(emulator.bucketInfo('new-bucket'), 'no bucket made')

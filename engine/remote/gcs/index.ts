@@ -201,6 +201,9 @@ const TRANSIENT_CODES = new Set([
   'CONTENT_DOWNLOAD_MISMATCH', 'FILE_NO_UPLOAD',
 ])
 
+/** Operations where a 404 means the object is missing (elsewhere it means the bucket is). */
+const READS = new Set(['get', 'stat', 'protect', 'isProtected'])
+
 /** A message from an error that is neither HTTP nor network (the auth library's), without anything key-like. */
 function plainMessage(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err)
@@ -335,7 +338,11 @@ export class GcsRemote implements Remote {
     const said = serverMessage(err)
     const detail = said ? `: ${said}` : ''
     if (status !== undefined) {
-      if (status === 404) return new NotFoundError(name || this.config.url, `${where}: not found (HTTP 404${detail})`, { cause: err })
+      if (status === 404) {
+        // A missing object only where one is read; elsewhere a 404 is the bucket's.
+        if (READS.has(operation)) return new NotFoundError(name || this.config.url, `${where}: not found (HTTP 404${detail})`, { cause: err })
+        return new RemoteError(`${where}: bucket ${this.config.bucket} not found (HTTP 404${detail})`, { transient: false, objectName: name || undefined }, { cause: err })
+      }
       if (status === 401) {
         return new RemoteError(
           `${where}: GCS rejected the credentials (HTTP 401${detail}). Check GOOGLE_APPLICATION_CREDENTIALS (a service-account key file) or the application default credentials (gcloud auth application-default login).`,
@@ -345,7 +352,7 @@ export class GcsRemote implements Remote {
       }
       if (status === 403) {
         return new RemoteError(
-          `${where}: access denied (HTTP 403${detail}). Check that the account has a role with object access on bucket ${this.config.bucket} (roles/storage.objectUser; roles/storage.objectAdmin to set holds and retention), and whether the object is under a hold or retention.`,
+          `${where}: access denied (HTTP 403${detail}). Check that the account has object access on bucket ${this.config.bucket} (roles/storage.objectUser; roles/storage.objectAdmin to set holds and retention on freezes), and whether the object is under a hold or retention.`,
           { transient: false, objectName: name || undefined },
           { cause: err },
         )
@@ -663,7 +670,7 @@ export class GcsRemote implements Remote {
     } catch (err) {
       if (statusOf(err) === 400 && patch.retention) {
         throw new ConfigError(
-          `${this.config.url}: protect ${name}: GCS refused the object retention (${serverMessage(err) ?? 'HTTP 400'}). Object retention must be enabled on bucket ${this.config.bucket} (buckets created by coldstore init have it; for others: gcloud storage buckets create --enable-per-object-retention, or enable it on the bucket).`,
+          `${this.config.url}: protect ${name}: GCS refused the object retention (${serverMessage(err) ?? 'HTTP 400'}). Object retention must be enabled on bucket ${this.config.bucket}: buckets created by coldstore init have it, new ones get it with gcloud storage buckets create --enable-per-object-retention, an existing one in the Google Cloud console (bucket → Protection).`,
           { cause: err },
         )
       }

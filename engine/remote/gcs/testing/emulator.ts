@@ -35,9 +35,9 @@
  * - errors are GCS's JSON error body: `{"error":{"code","message","errors":[{"message","domain","reason"}]}}`.
  *
  * Every request is recorded (`requests`), with the object names a listing returned, so tests can assert
- * what was touched. Faults (`addFault`) answer a request with a status, reset its connection, or cut a
- * resumable upload mid-way (persisting part of a chunk, then resetting the connection), to test error
- * mapping and resumed uploads. There is no authentication: the client does none against a custom endpoint.
+ * what was touched. Faults (`addFault`) answer a request with a status, reset its connection (before or
+ * after carrying it out), damage a download, or cut a resumable upload mid-way (persisting part of a chunk,
+ * then resetting the connection), to test error mapping and resumed uploads. There is no authentication: the client does none against a custom endpoint.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -112,6 +112,12 @@ export type EmulatorFault =
       kind: 'reset'
       afterProcessing?: boolean
       operation?: EmulatorOperation
+      object?: string | RegExp
+      times?: number
+    }
+  | {
+      /** Send the object's bytes with one byte flipped (a download damaged on the way); only for objects.media. */
+      kind: 'corrupt'
       object?: string | RegExp
       times?: number
     }
@@ -411,6 +417,11 @@ export class GcsEmulator {
     })
   }
 
+  /** Removes a bucket and its objects (as if deleted by its owner). */
+  dropBucket(name: string): void {
+    this.buckets.delete(name)
+  }
+
   /** A bucket's settings, or undefined when it does not exist. */
   bucketInfo(name: string): { storageClass: string; objectRetention: boolean; retentionPeriodSeconds?: number } | undefined {
     const b = this.buckets.get(name)
@@ -457,7 +468,8 @@ export class GcsEmulator {
   private takeFault(operation: EmulatorOperation, object: string | undefined): EmulatorFault | null {
     for (const f of this.faults) {
       if (!matches(f.object, object)) continue
-      if (f.kind === 'interrupt-upload' || (f.operation !== undefined && f.operation !== operation)) continue
+      if (f.kind === 'interrupt-upload' || (f.kind === 'corrupt' && operation !== 'objects.media')) continue
+      if (f.kind !== 'corrupt' && f.operation !== undefined && f.operation !== operation) continue
       f.times = (f.times ?? 1) - 1
       if (f.times <= 0) this.faults = this.faults.filter((x) => x !== f)
       return f
@@ -577,7 +589,7 @@ export class GcsEmulator {
         return sendJson(res, 200, this.objectResource(o), query.fields, record)
       }
       case 'objects.media':
-        return this.media(req, res, this.bucketOf(bucketName), objectName ?? '', query, record)
+        return this.media(req, res, this.bucketOf(bucketName), objectName ?? '', query, record, fault?.kind === 'corrupt')
       case 'objects.patch':
         return this.patch(res, this.bucketOf(bucketName), objectName ?? '', query, body, record)
       case 'objects.delete':
@@ -742,8 +754,14 @@ export class GcsEmulator {
     sendJson(res, 200, response, query.fields, record)
   }
 
-  private media(req: IncomingMessage, res: ServerResponse, bucket: Bucket, name: string, query: Record<string, string>, record: RecordedRequest): void {
+  private media(req: IncomingMessage, res: ServerResponse, bucket: Bucket, name: string, query: Record<string, string>, record: RecordedRequest, corrupt: boolean): void {
     const o = this.liveObject(bucket, name, query)
+    const damage = (part: Buffer): Buffer => {
+      if (!corrupt || part.length === 0) return part
+      const copy = Buffer.from(part)
+      copy[copy.length >> 1] ^= 0x01
+      return copy
+    }
     const headers: Record<string, string> = {
       'content-type': o.contentType,
       'x-goog-hash': `crc32c=${o.crc32c},md5=${o.md5Hash}`,
@@ -764,13 +782,13 @@ export class GcsEmulator {
         const part = o.data.subarray(begin, end)
         record.status = 206
         res.writeHead(206, { ...headers, 'content-range': `bytes ${begin}-${end - 1}/${o.data.length}`, 'content-length': String(part.length) })
-        res.end(part)
+        res.end(damage(part))
         return
       }
     }
     record.status = 200
     res.writeHead(200, { ...headers, 'content-length': String(o.data.length) })
-    res.end(o.data)
+    res.end(damage(o.data))
   }
 
   private patch(res: ServerResponse, bucket: Bucket, name: string, query: Record<string, string>, body: Buffer, record: RecordedRequest): void {
