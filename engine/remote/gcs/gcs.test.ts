@@ -110,6 +110,52 @@ t.test('parseConfig', async (t) => {
   t.notMatch(String(err), 'hunter2', 'and the message does not repeat them')
 })
 
+t.test('the emulator answers as GCS does (raw HTTP)', async (t) => {
+  const emulator = await startGcsEmulator(t)
+  const api = `${emulator.endpoint}/storage/v1/b/${BUCKET}/o`
+  const upload = (name: string, body: string): Promise<Response> =>
+    fetch(`${emulator.endpoint}/upload/storage/v1/b/${BUCKET}/o?uploadType=media&name=${encodeURIComponent(name)}`, { method: 'POST', body })
+  for (const name of ['a/1', 'a/2', 'b/1', 'c']) t.equal((await upload(name, 'abcd')).status, 200, `upload ${name}`)
+
+  const page = async (query: string): Promise<{ items?: { name: string }[]; prefixes?: string[]; nextPageToken?: string }> => (await fetch(`${api}?${query}`)).json()
+  const flat = await page('delimiter=/')
+  t.same([flat.prefixes, flat.items?.map((i) => i.name)], [['a/', 'b/'], ['c']], 'delimiter: prefixes and the objects beside them')
+  const seen: string[] = []
+  let token = ''
+  for (let i = 0; i < 5; i++) {
+    const p = await page(`delimiter=/&maxResults=1${token ? `&pageToken=${token}` : ''}`)
+    seen.push(...(p.prefixes ?? []), ...(p.items ?? []).map((x) => x.name))
+    if (!p.nextPageToken) break
+    token = p.nextPageToken
+  }
+  t.same(seen, ['a/', 'b/', 'c'], 'one entry per page, prefixes counted as entries')
+  t.same(await page('prefix=a/&fields=items(name)'), { items: [{ name: 'a/1' }, { name: 'a/2' }] }, 'prefix and a partial response')
+
+  const media = `${api}/c?alt=media`
+  const ranged = await fetch(media, { headers: { range: 'bytes=1-2' } })
+  t.same([ranged.status, ranged.headers.get('content-range'), await ranged.text()], [206, 'bytes 1-2/4', 'bc'], 'a range: 206 and Content-Range')
+  t.match(ranged.headers.get('x-goog-hash'), /^crc32c=.+,md5=.+$/, 'x-goog-hash of the whole object')
+  t.equal((await fetch(media, { headers: { range: 'bytes=4-' } })).status, 416, 'a range at the end: 416')
+
+  t.equal((await fetch(`${api}/c`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: '{"temporaryHold":true}' })).status, 200, 'hold set')
+  const overwrite = await upload('c', 'other')
+  const body = (await overwrite.json()) as { error: { code: number; errors: { reason: string }[]; message: string } }
+  t.equal(overwrite.status, 403, 'an overwrite of a held object: 403')
+  t.equal(body.error.errors[0].reason, 'forbidden')
+  t.equal(body.error.message, `Object '${BUCKET}/c' is under active Temporary hold and cannot be deleted, overwritten or archived until hold is removed.`)
+  t.equal((await fetch(`${api}/c`, { method: 'DELETE' })).status, 403, 'a delete too')
+  t.equal((await fetch(`${api}/c?ifGenerationMatch=0`, { method: 'DELETE' })).status, 412, 'a failed precondition answers 412 before the hold\'s 403')
+  t.equal((await fetch(`${api}/a%2F1`, { method: 'DELETE' })).status, 204, 'an unheld delete: 204')
+  t.equal((await fetch(`${api}/a%2F1`, { method: 'DELETE' })).status, 404, 'then 404')
+
+  const boundary = 'xyz'
+  const multipart = [`--${boundary}`, 'Content-Type: application/json', '', JSON.stringify({ name: 'bad', md5Hash: md5Base64(Buffer.from('not this')) }), `--${boundary}`, 'Content-Type: application/octet-stream', '', 'data', `--${boundary}--`].join('\r\n')
+  const bad = await fetch(`${emulator.endpoint}/upload/storage/v1/b/${BUCKET}/o?uploadType=multipart`, { method: 'POST', headers: { 'content-type': `multipart/related; boundary=${boundary}` }, body: multipart })
+  t.equal(bad.status, 400, 'a multipart upload whose MD5 does not match: 400')
+  t.equal(emulator.object(BUCKET, 'bad'), undefined, 'and no object')
+  t.equal((await fetch(`${emulator.endpoint}/storage/v1/b/nope/o`)).status, 404, 'a missing bucket: 404')
+})
+
 t.test('conformance suite (against the emulator), with paged listings', async (t) => {
   await runRemoteSuite(t, async (t) => {
     const emulator = await startGcsEmulator(t)
