@@ -29,15 +29,17 @@ t.test('openRemote passes create to the kind', async (t) => {
 })
 
 t.test('openRemote rejects unusable URLs with ConfigError', async (t) => {
-  for (const kind of ['s3', 'gs', 'sftp', 'b2']) {
+  for (const kind of ['s3', 'sftp', 'b2']) {
     await t.rejects(openRemote(`${kind}://user:secret@host/bucket`), { name: 'ConfigError', message: `remote kind '${kind}' is not available yet` }, kind)
   }
-  for (const url of ['', 'ftp://host/x', 'constructor://x', 'file://otherhost/x']) {
+  for (const url of ['', 'ftp://host/x', 'constructor://x', 'file://otherhost/x', 'gs://', 'gs://user:secret@bucket/x', 'gs://Bad_Bucket/x', 'gs://bucket/../x', 'gs://bucket/x?storage_class=GLACIER']) {
     const err = await openRemote(url).catch((e: unknown) => e)
     t.ok(err instanceof ConfigError, JSON.stringify(url), { found: err })
   }
-  const err = await openRemote('ftp://user:secret@host/x').catch((e: unknown) => e)
-  t.notMatch(String(err), 'secret', 'messages carry no credentials')
+  for (const url of ['ftp://user:secret@host/x', 'gs://user:secret@bucket/x']) {
+    const err = await openRemote(url).catch((e: unknown) => e)
+    t.notMatch(String(err), 'secret', `${url}: messages carry no credentials`)
+  }
 })
 
 t.test('describeRemoteUrl strips credentials', async (t) => {

@@ -102,7 +102,13 @@ const KINDS: ReadonlyMap<string, (() => Promise<OpenKind>) | null> = new Map<str
     },
   ],
   ['s3', null],
-  ['gs', null],
+  [
+    'gs',
+    async () => {
+      const { GcsRemote, parseConfig } = await import('./gcs/index.js')
+      return (url, options) => GcsRemote.open(parseConfig(url, options.settings), { create: options.create ?? false, env: options.env ?? {}, stagingDir: options.stagingDir })
+    },
+  ],
   ['sftp', null],
   ['b2', null],
 ])
@@ -119,10 +125,10 @@ function schemeOf(url: string): string {
 
 /**
  * Opens the remote at `url`: an absolute or relative path or `file://` URL
- * (local directory), or `memory://name` (in-memory, for tests).
+ * (local directory), `gs://bucket/prefix` (Google Cloud Storage), or `memory://name` (in-memory, for tests).
  *
  * @throws ConfigError for an empty URL, an unknown scheme, a kind that is not
- *   available yet (`s3://`, `gs://`, `sftp://`, `b2://`), or a URL its kind rejects.
+ *   available yet (`s3://`, `sftp://`, `b2://`), or a URL its kind rejects.
  * @throws NotFoundError when the location does not exist and `create` is not set.
  * @throws RemoteError when the location cannot be reached.
  */

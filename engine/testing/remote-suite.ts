@@ -82,7 +82,11 @@ export async function runRemoteSuite(t: Test, makeRemote: MakeRemote): Promise<v
       const got = await remote.get(c.name)
       t.ok(Buffer.isBuffer(got), `${c.name}: get returns a Buffer`)
       t.ok(got.equals(c.data), `${c.name}: same bytes (${c.data.length})`)
-      t.same(await remote.stat(c.name), { name: c.name, size: c.data.length }, `${c.name}: stat`)
+      const info = await remote.stat(c.name)
+      t.same({ name: info.name, size: info.size }, { name: c.name, size: c.data.length }, `${c.name}: stat`)
+      // Kinds with storage classes report one; nothing else may be added.
+      t.same(Object.keys(info).filter((k) => k !== 'name' && k !== 'size' && k !== 'storageClass'), [], `${c.name}: stat reports only name, size, storageClass`)
+      if (info.storageClass !== undefined) t.ok(typeof info.storageClass === 'string' && info.storageClass !== '', `${c.name}: storageClass is a class name`)
     }
   })
 
