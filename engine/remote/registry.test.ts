@@ -29,7 +29,7 @@ t.test('openRemote passes create to the kind', async (t) => {
 })
 
 t.test('openRemote rejects unusable URLs with ConfigError', async (t) => {
-  for (const kind of ['s3', 'gs', 'sftp', 'b2']) {
+  for (const kind of ['s3', 'gs', 'b2']) {
     await t.rejects(openRemote(`${kind}://user:secret@host/bucket`), { name: 'ConfigError', message: `remote kind '${kind}' is not available yet` }, kind)
   }
   for (const url of ['', 'ftp://host/x', 'constructor://x', 'file://otherhost/x']) {
@@ -38,6 +38,12 @@ t.test('openRemote rejects unusable URLs with ConfigError', async (t) => {
   }
   const err = await openRemote('ftp://user:secret@host/x').catch((e: unknown) => e)
   t.notMatch(String(err), 'secret', 'messages carry no credentials')
+  // sftp:// is a kind now; URLs it cannot use are refused before any connection is tried.
+  for (const url of ['sftp://user:secret@host/x', 'sftp:///no-host', 'sftp://host:99999/x', 'sftp://host/x#frag', 'sftp://host/x?connections=0']) {
+    const e = await openRemote(url).catch((x: unknown) => x)
+    t.ok(e instanceof ConfigError, url, { found: e })
+    t.notMatch(String(e), 'secret', `${url}: no password in the message`)
+  }
 })
 
 t.test('describeRemoteUrl strips credentials', async (t) => {
