@@ -351,8 +351,9 @@ export class SftpRemote implements Remote {
       const dh = await dirHandle
       if (dh !== null) await s.fsync(dh)
     } catch (err) {
-      if (handle !== null) s.close(handle).catch(noop)
-      if (!renamed) s.unlink(temp).catch(noop) // best effort; a dropped connection leaves it for later cleanup
+      // Best effort, but awaited so that no temporary file outlives the failed put (unless the connection dropped).
+      if (handle !== null) await s.close(handle).catch(noop)
+      if (!renamed) await s.unlink(temp).catch(noop)
       throw err
     } finally {
       void dirHandle.then((dh) => (dh === null ? undefined : s.close(dh)), noop).catch(noop)

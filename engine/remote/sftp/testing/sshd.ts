@@ -26,8 +26,11 @@ export interface SshdOptions {
   hostKeyTypes?: readonly HostKeyType[]
   /** The remote's root directory inside the server's file system (default: a new directory `root` in the test dir). */
   root?: string
-  /** Directory SFTP sessions start in (internal-sftp -d), standing in for the home directory (default: the user's home). */
-  startDirectory?: string
+  /**
+   * Start SFTP sessions in a new directory `home` of the test dir (internal-sftp -d) instead of the user's
+   * real home, so that home-relative paths (`sftp://user@host/~/x`) can be tested without touching it.
+   */
+  testHome?: boolean
 }
 
 /** A running test server. */
@@ -38,8 +41,10 @@ export interface Sshd {
   readonly user: string
   /** An existing, empty directory for repositories (absolute). */
   readonly root: string
-  /** The test directory holding keys, config and log. */
+  /** The test directory holding keys and config. */
   readonly dir: string
+  /** With `testHome`: the directory SFTP sessions start in (what `~` means in URLs); else null. */
+  readonly home: string | null
   /** A client private key (ed25519, no passphrase) in authorized_keys. */
   readonly keyFile: string
   /** A known_hosts file with `[127.0.0.1]:<port>` entries for every host key. */
@@ -137,6 +142,8 @@ export async function startSshd(t: Test, options: SshdOptions = {}): Promise<Ssh
   const dir = t.testdir()
   const root = options.root ?? join(dir, 'root')
   mkdirSync(root, { recursive: true })
+  const home = options.testHome === true ? join(dir, 'home') : null
+  if (home !== null) mkdirSync(home, { recursive: true })
   mkdirSync('/run/sshd', { recursive: true }) // privilege separation directory sshd insists on
   const port = await freePort()
   const user = userInfo().username
@@ -161,7 +168,7 @@ export async function startSshd(t: Test, options: SshdOptions = {}): Promise<Ssh
     'UsePAM no',
     'StrictModes no',
     'PermitRootLogin prohibit-password',
-    `Subsystem sftp internal-sftp${options.startDirectory ? ` -d ${options.startDirectory}` : ''}`,
+    `Subsystem sftp internal-sftp${home !== null ? ` -d ${home}` : ''}`,
     // Tests open a few connections at once; keep sshd from dropping unauthenticated ones early.
     'MaxStartups 50',
     '',
@@ -222,6 +229,7 @@ export async function startSshd(t: Test, options: SshdOptions = {}): Promise<Ssh
     user,
     root,
     dir,
+    home,
     keyFile,
     knownHostsFile,
     hostKeys,
