@@ -92,6 +92,12 @@ async function endConnection(ssh: Client, isClosed: () => boolean): Promise<void
   clearTimeout(timer)
 }
 
+/** The `<type>` of OpenSSH's /etc/ssh/ssh_host_<type>_key for a key type. */
+function hostKeyFileType(keyType: string): string {
+  if (keyType.startsWith('ecdsa-')) return 'ecdsa'
+  return keyType.replace(/^ssh-/, '')
+}
+
 /** The message for a host key that is not accepted: which file was checked, the key's fingerprint, what to do. */
 export function hostKeyMessage(v: Exclude<HostKeyVerdict, { status: 'ok' }>, o: { host: string; port: number; username: string; blob: Buffer; sources: readonly KnownHostsSource[] }): string {
   const name = hostLookupName(o.host, o.port)
@@ -105,15 +111,16 @@ export function hostKeyMessage(v: Exclude<HostKeyVerdict, { status: 'ok' }>, o: 
   }
   if (v.status === 'mismatch') {
     const e = v.entries[0]
-    return `sftp: HOST KEY MISMATCH for ${name}: the server presented a ${type} key with fingerprint ${fp}, but ${e.file} line ${e.line} holds a different ${type} key for this host. ` +
+    return `sftp: HOST KEY MISMATCH for ${name}: the server's ${type} key has the fingerprint ${fp}, but ${e.file} line ${e.line} holds a different ${type} key for this host. ` +
       'Someone could be intercepting the connection (man-in-the-middle), or the host key was just changed. ' +
       `If the change is expected, remove the old entry (ssh-keygen -R '${name}' -f ${e.file}) and add the new key; coldstore refuses to connect until then`
   }
   const others = v.otherTypes.length > 0 ? ` (known_hosts only lists ${v.otherTypes.join(', ')} keys for it, which the server did not offer)` : ''
   const cert = v.certAuthorityOnly ? ' (only a @cert-authority line names it: host certificates are not supported, add the host\'s own key)' : ''
-  return `sftp: the host key of ${name} is not known: no entry for it in ${files}${others}${cert}. The server presented a ${type} key with fingerprint ${fp}. ` +
-    `If that is the server's key, add it (ssh-keyscan ${portFlag}${o.host} >> ${first}, and compare ssh-keygen -lf ${first} with the fingerprint), or log in once with ssh ${portFlag}${o.username}@${o.host}; ` +
-    'another file can be named with COLDSTORE_SSH_KNOWN_HOSTS or the known_hosts setting'
+  const scan = `ssh-keyscan ${portFlag}${o.host}`
+  return `sftp: the host key of ${name} is not known: no entry for it in ${files}${others}${cert}. The server's ${type} key has the fingerprint ${fp}. ` +
+    `If that is the server's key (on the server, ssh-keygen -lf /etc/ssh/ssh_host_${hostKeyFileType(type)}_key.pub prints it), add it with ${scan} >> ${first}, ` +
+    `or log in once with ssh ${portFlag}${o.username}@${o.host} (which records it in ~/.ssh/known_hosts); COLDSTORE_SSH_KNOWN_HOSTS or the known_hosts setting name another file`
 }
 
 /** Translates a failed connection attempt. Host key and authentication failures are not transient. */
