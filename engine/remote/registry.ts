@@ -109,7 +109,13 @@ const KINDS: ReadonlyMap<string, (() => Promise<OpenKind>) | null> = new Map<str
       return (url, options) => GcsRemote.open(parseConfig(url, options.settings), { create: options.create ?? false, env: options.env ?? {}, stagingDir: options.stagingDir })
     },
   ],
-  ['sftp', null],
+  [
+    'sftp',
+    async () => {
+      const { SftpRemote, parseConfig } = await import('./sftp/index.js')
+      return (url, options) => SftpRemote.open(parseConfig(url, options.settings), { create: options.create === true, env: options.env ?? {}, stagingDir: options.stagingDir })
+    },
+  ],
   ['b2', null],
 ])
 
@@ -125,10 +131,11 @@ function schemeOf(url: string): string {
 
 /**
  * Opens the remote at `url`: an absolute or relative path or `file://` URL
- * (local directory), `gs://bucket/prefix` (Google Cloud Storage), or `memory://name` (in-memory, for tests).
+ * (local directory), `gs://bucket/prefix` (Google Cloud Storage), `sftp://user@host[:port]/path` (a
+ * directory on an SSH server), or `memory://name` (in-memory, for tests).
  *
  * @throws ConfigError for an empty URL, an unknown scheme, a kind that is not
- *   available yet (`s3://`, `sftp://`, `b2://`), or a URL its kind rejects.
+ *   available yet, or a URL its kind rejects.
  * @throws NotFoundError when the location does not exist and `create` is not set.
  * @throws RemoteError when the location cannot be reached.
  */
