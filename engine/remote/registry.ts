@@ -81,6 +81,16 @@ export function settingString(settings: RemoteSettings, key: string): string | u
   return String(v)
 }
 
+/** What a kind's `open` gets from `openRemote`'s options. */
+function kindContext(options: OpenRemoteOptions): KindContext {
+  return { create: options.create ?? false, env: options.env ?? {}, stagingDir: options.stagingDir }
+}
+
+async function loadS3(): Promise<OpenKind> {
+  const { S3Remote, parseConfig } = await import('./s3/index.js')
+  return (url, options) => S3Remote.open(parseConfig(url, options.settings), kindContext(options))
+}
+
 /**
  * Remote kinds by URL scheme (lower case). `null` marks a kind that is planned
  * but not implemented yet. Adding a kind is one entry: a loader importing
@@ -101,10 +111,11 @@ const KINDS: ReadonlyMap<string, (() => Promise<OpenKind>) | null> = new Map<str
       return (url) => MemoryRemote.open(parseConfig(url))
     },
   ],
-  ['s3', null],
+  ['s3', loadS3],
   ['gs', null],
   ['sftp', null],
-  ['b2', null],
+  // Backblaze B2 through its S3-compatible API: the S3 kind with B2's endpoint and credentials.
+  ['b2', loadS3],
 ])
 
 /**
@@ -119,10 +130,11 @@ function schemeOf(url: string): string {
 
 /**
  * Opens the remote at `url`: an absolute or relative path or `file://` URL
- * (local directory), or `memory://name` (in-memory, for tests).
+ * (local directory), `memory://name` (in-memory, for tests), `s3://bucket/prefix`
+ * or `b2://bucket/prefix` (S3 API; see remote/s3/config.ts for the settings).
  *
  * @throws ConfigError for an empty URL, an unknown scheme, a kind that is not
- *   available yet (`s3://`, `gs://`, `sftp://`, `b2://`), or a URL its kind rejects.
+ *   available yet (`gs://`, `sftp://`), or a URL its kind rejects.
  * @throws NotFoundError when the location does not exist and `create` is not set.
  * @throws RemoteError when the location cannot be reached.
  */
