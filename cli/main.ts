@@ -6,6 +6,9 @@
 // libuv runs file system calls on a thread pool of 4 by default: backups stat, open and read many small
 // files at once, so give it more threads. Must be set before the first asynchronous fs call.
 process.env.UV_THREADPOOL_SIZE ??= '16'
+// The AWS SDK (s3://, b2://) warns on every run that its releases after January 2027 need Node 22; the
+// pinned version works on Node 20 and the notice is not something a user of coldstore can act on.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { EXIT, VERSION, describeError, err, type GlobalArgs } from './common.js'
@@ -29,7 +32,7 @@ async function main(): Promise<void> {
   const cli = yargs(hideBin(process.argv))
     .scriptName('coldstore')
     .usage('coldstore <command> [options]\n\nDeduplicating, encrypted snapshots and freezes of project data.')
-    .option('repo', { alias: 'r', type: 'string', describe: 'repository location (path or file:// URL; env COLDSTORE_REPO)', global: true })
+    .option('repo', { alias: 'r', type: 'string', describe: 'repository location (path, file://, s3://BUCKET/PREFIX, b2://BUCKET/PREFIX; env COLDSTORE_REPO)', global: true })
     .option('password-file', { type: 'string', describe: 'read the password from this file (env COLDSTORE_PASSWORD_FILE, COLDSTORE_PASSWORD)', global: true })
     .option('cache-dir', { type: 'string', describe: 'local cache directory (default $XDG_CACHE_HOME/coldstore)', global: true })
     .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })

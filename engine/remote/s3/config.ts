@@ -54,7 +54,7 @@ export interface S3Config {
   provider: S3Provider
 }
 
-const BUCKET = /^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$/
+const BUCKET = /^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$/
 const SEGMENT = /^[A-Za-z0-9._~!$&'()*+,;=:@-]+$/
 
 /**

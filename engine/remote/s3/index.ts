@@ -567,13 +567,13 @@ export class S3Remote implements Remote {
     const status = statusOf(err)
     const where = `${this.properties.location}`
     const fields = { objectName: name }
-    const fail = (message: string, transient: boolean): RemoteError => new RemoteError(`${op} ${name}: ${message}`, { transient, ...fields }, { cause: err })
+    const fail = (message: string, transient: boolean): RemoteError => new RemoteError(`${op} ${name || "''"} in ${where}: ${message}`, { transient, ...fields }, { cause: err })
     if (code === 'NoSuchKey' || code === 'NotFound' || code === 'NoSuchVersion' || (status === 404 && code !== 'NoSuchBucket' && code !== 'NoSuchUpload')) {
       return new NotFoundError(name, `${name} not found in ${where}`, { cause: err })
     }
     if (code === 'NoSuchBucket') return fail(`bucket ${this.config.bucket} does not exist${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}: check the bucket name, the region and the endpoint (coldstore init creates a missing bucket)`, false)
-    if (code === 'InvalidAccessKeyId') return fail(`the server does not know this access key: check ${this.keyVars()}`, false)
-    if (code === 'SignatureDoesNotMatch') return fail(`the request signature does not match: check the secret key (${this.keyVars()}) and the region (${this.config.region ?? 'from the environment'})`, false)
+    if (code === 'InvalidAccessKeyId') return fail(`the access key is not known to the server: check the access key (${this.keyVars()})`, false)
+    if (code === 'SignatureDoesNotMatch') return fail(`the request signature does not match: check the access key and secret key (${this.keyVars()}) and the region (${this.config.region ?? 'from the environment'})`, false)
     if (code === 'ExpiredToken' || code === 'TokenRefreshRequired' || code === 'InvalidToken') return fail('the session token is expired or invalid: refresh the credentials (AWS_SESSION_TOKEN or the profile)', false)
     if (code === 'RequestTimeTooSkewed') return fail('this machine\'s clock differs too much from the server\'s: fix the system time', false)
     if (code === 'AccessDenied' || code === 'Forbidden' || code === 'AllAccessDisabled' || status === 403) {

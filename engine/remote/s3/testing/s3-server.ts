@@ -4,7 +4,8 @@
  * Not exported from engine/index.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createWriteStream, readFileSync } from 'node:fs'
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { request } from 'node:http'
 import type { Test } from 'tap'
@@ -54,6 +55,7 @@ export interface Child {
 /** Starts `command` with its stdout/stderr written to `log`; `t.teardown` stops it. */
 export function startChild(t: Test, o: { name: string; command: string; args: readonly string[]; log: string; env?: NodeJS.ProcessEnv; cwd?: string }): Child {
   const out = createWriteStream(o.log)
+  out.on('error', () => undefined) // the directory may be removed at teardown while the child still writes
   const proc = spawn(o.command, o.args, { cwd: o.cwd, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
   proc.stdout?.pipe(out, { end: false })
   proc.stderr?.pipe(out, { end: false })
@@ -121,6 +123,18 @@ export async function waitUntil(what: string, ready: () => Promise<boolean>, chi
     if (Date.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms:\n${children.map((c) => `--- ${c.name}\n${c.tail()}`).join('\n')}`)
     await new Promise((r) => setTimeout(r, 50))
   }
+}
+
+/**
+ * A new directory for one server under the test's fixture directory, removed in `t.teardown`. Not
+ * `t.testdir()` itself: a second call of that on the same test empties the directory, which would pull the
+ * files from under a server started earlier by the same test.
+ */
+export function serverDir(t: Test, kind: string): string {
+  mkdirSync(t.testdirName, { recursive: true })
+  const dir = mkdtempSync(join(t.testdirName, `${kind}-`))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
 }
 
 let bucketSeq = 0

@@ -2,7 +2,8 @@
  * Test-only: starts s3rver (npm devDependency, a light S3 emulator on a directory) on 127.0.0.1 in its own
  * process, stopped in `t.teardown`. Starts in well under a second.
  *
- * Limits of s3rver 3.7.1 the tests must not expect to work here: it stores any StorageClass header but lists
+ * Limits of s3rver 3.7.1 the tests must not expect to work here: it does not verify SigV4 signatures (any
+ * secret works with its access key; an unknown key is refused), it stores any StorageClass header but lists
  * everything as STANDARD, does not implement Object Lock (`NotImplemented`), ignores `If-None-Match` on PUT
  * (an "exclusive" put silently overwrites), and answers `bytes=-N` suffix ranges wrongly.
  * It needs --openssl-legacy-provider, or ListObjectsV2 paging answers 500.
@@ -15,13 +16,15 @@
  *   temporary file, waits for it to be written, then renames it into place.
  * - a ranged GET of an empty object answers `Content-Length: 1` with no body (the connection then resets);
  *   S3 answers 416. The launcher answers it as unsatisfiable.
+ * It also adds the storage classes newer than s3rver (GLACIER_IR, SNOW, EXPRESS_ONEZONE) to the ones it
+ * accepts, so the gateway can be tested with them.
  */
 import { existsSync, mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import type { Test } from 'tap'
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3'
-import { newBucketName, startChild, waitUntil, type S3TestServer } from './s3-server.js'
+import { newBucketName, serverDir, startChild, waitUntil, type S3TestServer } from './s3-server.js'
 
 /** s3rver's package.json, or undefined when the package is not installed. */
 function s3rverPackage(): string | undefined {
@@ -49,6 +52,8 @@ const fs = req('fs-extra')
 const path = require('node:path')
 const crypto = require('node:crypto')
 const { pipeline, Transform } = require('node:stream')
+
+S3Object.STORAGE_CLASSES.push('GLACIER_IR', 'SNOW', 'EXPRESS_ONEZONE')
 
 const getObject = FilesystemStore.prototype.getObject
 FilesystemStore.prototype.getObject = async function (bucket, key, options) {
@@ -109,7 +114,7 @@ new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true })
 export async function startS3rver(t: Test, dir?: string): Promise<S3TestServer> {
   const pkg = s3rverPackage()
   if (!pkg) throw new Error(s3rverMissing())
-  const root = dir ?? join(t.testdir(), 's3rver')
+  const root = dir ?? serverDir(t, 's3rver')
   mkdirSync(join(root, 'data'), { recursive: true })
   const child = startChild(t, {
     name: 's3rver',

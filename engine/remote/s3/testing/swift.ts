@@ -7,13 +7,17 @@
  * Limits of Swift's s3api (2.30, Debian bookworm), which the tests must not expect to work here: storage
  * classes other than STANDARD are rejected, Object Lock is not implemented, and conditional PUTs
  * (`If-None-Match: *`) answer 501 NotImplemented.
+ *
+ * Its servers' log lines (syslog over UDP) are collected in `<dir>/swift.log` (CS_SWIFT_LOG_LEVEL=INFO for
+ * every request).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createSocket } from 'node:dgram'
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { execFileSync } from 'node:child_process'
 import type { Test } from 'tap'
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3'
-import { freePort, httpStatus, newBucketName, startChild, waitUntil, type Child, type S3TestServer } from './s3-server.js'
+import { freePort, httpStatus, newBucketName, serverDir, startChild, waitUntil, type Child, type S3TestServer } from './s3-server.js'
 
 const BINARIES = ['/usr/bin/swift-proxy-server', '/usr/bin/swift-account-server', '/usr/bin/swift-container-server', '/usr/bin/swift-object-server']
 
@@ -45,7 +49,7 @@ for name, port in (('account', int(sys.argv[2])), ('container', int(sys.argv[3])
 `
 
 /**
- * Starts Swift + s3api in `t.testdir()`-style temp dir (its own, under `dir` when given) and stops it in
+ * Starts Swift + s3api in a new directory under the test's fixture directory (or in `dir`) and stops it in
  * `t.teardown`. Credentials `test:tester` / `testing`, region us-east-1, path-style only.
  *
  * @throws Error when a server fails to start (with the tail of its log).
@@ -53,10 +57,23 @@ for name, port in (('account', int(sys.argv[2])), ('container', int(sys.argv[3])
 export async function startSwiftS3(t: Test, dir?: string): Promise<S3TestServer> {
   const missing = swiftMissing()
   if (missing) throw new Error(missing)
-  const root = dir ?? join(t.testdir(), 'swift')
+  const root = dir ?? serverDir(t, 'swift')
   const devices = join(root, 'devices')
   mkdirSync(join(devices, 'd1'), { recursive: true })
   const [memcachedPort, accountPort, containerPort, objectPort, proxyPort] = await distinctPorts(5)
+  // Swift logs through syslog; without /dev/log it would send UDP to port 514. Collect it in swift.log instead.
+  const syslog = createSocket('udp4')
+  const logFile = join(root, 'swift.log')
+  syslog.on('message', (m) => {
+    try {
+      appendFileSync(logFile, `${m.toString('utf8').replace(/\0/g, '')}\n`)
+    } catch {
+      // the directory is gone at teardown: drop the line
+    }
+  })
+  await new Promise<void>((resolve) => syslog.bind(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => syslog.close(() => resolve())))
+  const logPort = syslog.address().port
 
   writeFileSync(join(root, 'swift.conf'), [
     '[swift-hash]', 'swift_hash_path_suffix = coldstore-test', 'swift_hash_path_prefix = coldstore-test', '',
@@ -66,7 +83,7 @@ export async function startSwiftS3(t: Test, dir?: string): Promise<S3TestServer>
 
   const common = (port: number): string[] => [
     '[DEFAULT]', `devices = ${devices}`, 'mount_check = false', 'bind_ip = 127.0.0.1', `bind_port = ${port}`, 'workers = 0',
-    `swift_dir = ${root}`, 'user = root', 'log_level = WARNING', '',
+    `swift_dir = ${root}`, 'user = root', `log_level = ${process.env.CS_SWIFT_LOG_LEVEL ?? 'WARNING'}`, 'log_udp_host = 127.0.0.1', `log_udp_port = ${logPort}`, '',
   ]
   const server = (kind: string, port: number): void => {
     writeFileSync(join(root, `${kind}-server.conf`), [
@@ -82,6 +99,9 @@ export async function startSwiftS3(t: Test, dir?: string): Promise<S3TestServer>
     '[pipeline:main]',
     'pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server',
     '', '[app:proxy-server]', 'use = egg:swift#proxy', 'account_autocreate = true',
+    // On a busy shared machine a backend can be slow to accept: the defaults (0.5 s to connect, and a node
+    // "error-limited" for a minute after 10 errors) turn one slow moment into a minute of 503s with a single node.
+    'conn_timeout = 10', 'node_timeout = 60', 'recoverable_node_timeout = 60', 'client_timeout = 120', 'error_suppression_limit = 1000000',
     '', '[filter:tempauth]', 'use = egg:swift#tempauth', 'user_test_tester = testing .admin',
     '', '[filter:s3api]', 'use = egg:swift#s3api', 'location = us-east-1',
     '', '[filter:cache]', 'use = egg:swift#memcache', `memcache_servers = 127.0.0.1:${memcachedPort}`,
