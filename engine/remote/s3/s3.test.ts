@@ -19,7 +19,7 @@ import { openRemote } from '../registry.js'
 import type { Remote } from '../remote.js'
 import { S3Remote, parseConfig, parseRestore, resolveCredentials } from './index.js'
 import { startGateway, type S3Gateway } from './testing/gateway.js'
-import { haveServer, type S3TestServer } from './testing/s3-server.js'
+import { haveServer, newBucketName, type S3TestServer } from './testing/s3-server.js'
 import { s3rverMissing, startS3rver } from './testing/s3rver.js'
 import { startSwiftS3, swiftMissing } from './testing/swift.js'
 
@@ -224,6 +224,31 @@ t.test('exclusive puts through the gateway: one winner among concurrent writers'
   t.ok((await rejection(small.putFile('data/aa/pack', file, { exclusive: true }))) instanceof ExistsError, 'a multipart exclusive putFile over an existing name fails')
   const refused = gw.log.filter((e) => e.key === 'repo/data/aa/pack' && e.status === 412)
   t.equal(refused.length, 1, 'the gateway refused the CompleteMultipartUpload with 412')
+})
+
+t.test('exclusive puts without conditional writes: a concurrent overwrite is detected', async (t) => {
+  if (!haveServer(t, s3rverMissing())) return
+  // A gateway that ignores If-None-Match like s3rver, holding requests so that both writers pass their
+  // existence check before either PUT, and both PUTs land before either read-back.
+  const gw = await startGateway(t, await s3rver(), { conditionalWrites: false })
+  const { remote } = await fresh(t, gw, { conditional_writes: 'off' })
+  const key = 'repo/audit/00000007'
+  const puts = gw.hold((e) => e.key === key && e.method === 'PUT')
+  const gets = gw.hold((e) => e.key === key && e.method === 'GET')
+  const a = Buffer.from('writer a')
+  const b = Buffer.from('writer b')
+  const racing = Promise.all([a, b].map((w) => remote.put('audit/00000007', w, { exclusive: true }).then(() => 'ok', (err: unknown) => err)))
+  await puts.held(2)
+  puts.release()
+  await gets.held(2)
+  gets.release()
+  const results = await racing
+  const stored = await remote.get('audit/00000007')
+  const winner = stored.equals(a) ? 0 : stored.equals(b) ? 1 : -1
+  t.not(winner, -1, 'the object holds one writer\'s bytes')
+  t.equal(results[winner], 'ok', 'the writer whose PUT landed last succeeded')
+  t.ok(results[1 - winner] instanceof ExistsError, 'the overwritten writer got ExistsError', { found: results[1 - winner] })
+  // What it cannot catch: a read-back that happens before the other writer's PUT (documented on S3Remote.put).
 })
 
 // ---------------------------------------------------------------------------
@@ -551,7 +576,7 @@ t.test('CLI round trip: init, snapshot, restore byte-identical, verify --read-da
   if (!haveServer(t, swiftMissing())) return
   ensureBuilt(t)
   const server = await swift()
-  const bucket = await server.createBucket()
+  const bucket = newBucketName('cli') // not created: init creates it
   const dir = t.testdir()
   const src = join(dir, 'src')
   makeSource(src, 'round trip')
