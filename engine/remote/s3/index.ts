@@ -69,13 +69,16 @@ export class S3Remote implements Remote {
   readonly archive: ArchiveAccess
   readonly protection: ObjectProtection
   readonly config: S3Config
+  /** The region requests are signed for (from the settings, the environment or the profile). */
+  readonly region: string
   private readonly client: S3Client
   private readonly agents: { destroy(): void }[]
   private exclusiveMode: Promise<ExclusiveMode> | undefined
   private objectLock: Promise<void> | undefined
 
-  private constructor(config: S3Config, client: S3Client, agents: { destroy(): void }[]) {
+  private constructor(config: S3Config, region: string, client: S3Client, agents: { destroy(): void }[]) {
     this.config = config
+    this.region = region
     this.client = client
     this.agents = agents
     this.properties = {
@@ -131,7 +134,7 @@ export class S3Remote implements Remote {
     else if (source.kind === 'sdk-profile') options.profile = source.profile
     const client = new S3Client(options)
     addContentMd5(client)
-    const remote = new S3Remote(config, client, [httpAgent, httpsAgent])
+    const remote = new S3Remote(config, region, client, [httpAgent, httpsAgent])
     if (ctx.create) {
       try {
         await remote.ensureBucket(region)
@@ -573,14 +576,14 @@ export class S3Remote implements Remote {
     }
     if (code === 'NoSuchBucket') return fail(`bucket ${this.config.bucket} does not exist${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}: check the bucket name, the region and the endpoint (coldstore init creates a missing bucket)`, false)
     if (code === 'InvalidAccessKeyId') return fail(`the access key is not known to the server: check the access key (${this.keyVars()})`, false)
-    if (code === 'SignatureDoesNotMatch') return fail(`the request signature does not match: check the access key and secret key (${this.keyVars()}) and the region (${this.config.region ?? 'from the environment'})`, false)
+    if (code === 'SignatureDoesNotMatch') return fail(`the request signature does not match: check the access key and secret key (${this.keyVars()}) and the region (${this.region})`, false)
     if (code === 'ExpiredToken' || code === 'TokenRefreshRequired' || code === 'InvalidToken') return fail('the session token is expired or invalid: refresh the credentials (AWS_SESSION_TOKEN or the profile)', false)
     if (code === 'RequestTimeTooSkewed') return fail('this machine\'s clock differs too much from the server\'s: fix the system time', false)
     if (code === 'AccessDenied' || code === 'Forbidden' || code === 'AllAccessDisabled' || status === 403) {
       return fail(`access denied: check that the credentials (${this.keyVars()}) may ${op.split(' ')[0]} objects in bucket ${this.config.bucket}${op === 'delete' || op === 'put' || op === 'upload' ? ', and whether Object Lock protects this object' : ''}`, false)
     }
     if (code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed' || code === 'IllegalLocationConstraintException' || status === 301) {
-      return fail(`the bucket is in another region than ${this.config.region ?? 'the one configured'}: set region`, false)
+      return fail(`the bucket is in another region than ${this.region}: set region`, false)
     }
     if (code === 'InvalidStorageClass') return fail(`the server does not accept this storage class (storage_class=${this.config.dataClass}, hot_storage_class=${this.config.hotClass})`, false)
     if (code === 'CredentialsProviderError' || (err as { name?: string }).name === 'CredentialsProviderError') {

@@ -4,7 +4,7 @@
  * Not exported from engine/index.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { request } from 'node:http'
@@ -52,11 +52,27 @@ export interface Child {
   stop(graceMs?: number): Promise<void>
 }
 
-/** Starts `command` with its stdout/stderr written to `log`; `t.teardown` stops it. */
+/** util-linux setpriv, which can make a child get SIGKILL when the test process dies (even by SIGKILL). */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p))
+
+/** Children still running, killed when this process exits without reaching the teardowns (a crash). */
+const running = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const p of running) p.kill('SIGKILL')
+})
+
+/**
+ * Starts `command` with its stdout/stderr written to `log`; `t.teardown` stops it. The child also dies with
+ * this process when that ends abnormally (an exit handler, and setpriv --pdeathsig where available), so a
+ * crashed test file leaves no servers behind.
+ */
 export function startChild(t: Test, o: { name: string; command: string; args: readonly string[]; log: string; env?: NodeJS.ProcessEnv; cwd?: string }): Child {
   const out = createWriteStream(o.log)
   out.on('error', () => undefined) // the directory may be removed at teardown while the child still writes
-  const proc = spawn(o.command, o.args, { cwd: o.cwd, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const [command, args] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', o.command, ...o.args]] : [o.command, o.args]
+  const proc = spawn(command, args, { cwd: o.cwd, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  running.add(proc)
+  proc.once('exit', () => running.delete(proc))
   proc.stdout?.pipe(out, { end: false })
   proc.stderr?.pipe(out, { end: false })
   let exited = proc.exitCode !== null || proc.signalCode !== null
