@@ -6,6 +6,9 @@
 // libuv runs file system calls on a thread pool of 4 by default: backups stat, open and read many small
 // files at once, so give it more threads. Must be set before the first asynchronous fs call.
 process.env.UV_THREADPOOL_SIZE ??= '16'
+// The AWS SDK (s3://, b2://) warns on every run that its releases after January 2027 need Node 22; the
+// pinned version works on Node 20 and the notice is not something a user of coldstore can act on.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { EXIT, VERSION, describeError, err, type GlobalArgs } from './common.js'

@@ -81,6 +81,16 @@ export function settingString(settings: RemoteSettings, key: string): string | u
   return String(v)
 }
 
+/** What a kind's `open` gets from `openRemote`'s options. */
+function kindContext(options: OpenRemoteOptions): KindContext {
+  return { create: options.create ?? false, env: options.env ?? {}, stagingDir: options.stagingDir }
+}
+
+async function loadS3(): Promise<OpenKind> {
+  const { S3Remote, parseConfig } = await import('./s3/index.js')
+  return (url, options) => S3Remote.open(parseConfig(url, options.settings), kindContext(options))
+}
+
 /**
  * Remote kinds by URL scheme (lower case). `null` marks a kind that is planned
  * but not implemented yet. Adding a kind is one entry: a loader importing
@@ -101,22 +111,23 @@ const KINDS: ReadonlyMap<string, (() => Promise<OpenKind>) | null> = new Map<str
       return (url) => MemoryRemote.open(parseConfig(url))
     },
   ],
-  ['s3', null],
+  ['s3', loadS3],
   [
     'gs',
     async () => {
       const { GcsRemote, parseConfig } = await import('./gcs/index.js')
-      return (url, options) => GcsRemote.open(parseConfig(url, options.settings), { create: options.create ?? false, env: options.env ?? {}, stagingDir: options.stagingDir })
+      return (url, options) => GcsRemote.open(parseConfig(url, options.settings), kindContext(options))
     },
   ],
   [
     'sftp',
     async () => {
       const { SftpRemote, parseConfig } = await import('./sftp/index.js')
-      return (url, options) => SftpRemote.open(parseConfig(url, options.settings), { create: options.create === true, env: options.env ?? {}, stagingDir: options.stagingDir })
+      return (url, options) => SftpRemote.open(parseConfig(url, options.settings), kindContext(options))
     },
   ],
-  ['b2', null],
+  // Backblaze B2 through its S3-compatible API: the S3 kind with B2's endpoint and credentials.
+  ['b2', loadS3],
 ])
 
 /**
@@ -131,11 +142,11 @@ function schemeOf(url: string): string {
 
 /**
  * Opens the remote at `url`: an absolute or relative path or `file://` URL
- * (local directory), `gs://bucket/prefix` (Google Cloud Storage), `sftp://user@host[:port]/path` (a
- * directory on an SSH server), or `memory://name` (in-memory, for tests).
+ * (local directory), `s3://bucket/prefix` or `b2://bucket/prefix` (S3 API; see remote/s3/config.ts for
+ * the settings), `gs://bucket/prefix` (Google Cloud Storage), `sftp://user@host[:port]/path` (a directory
+ * on an SSH server), or `memory://name` (in-memory, for tests).
  *
- * @throws ConfigError for an empty URL, an unknown scheme, a kind that is not
- *   available yet, or a URL its kind rejects.
+ * @throws ConfigError for an empty URL, an unknown scheme, or a URL its kind rejects.
  * @throws NotFoundError when the location does not exist and `create` is not set.
  * @throws RemoteError when the location cannot be reached.
  */
