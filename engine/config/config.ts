@@ -45,6 +45,8 @@ export const CONFIG_SECTIONS = ['remotes', 'jobs', 'notify', 'server', 'freeze',
 export const REMOTE_SETTINGS: ReadonlySet<string> = new Set([
   // S3, B2, GCS
   'endpoint', 'region', 'path_style', 'storage_class', 'hot_storage_class', 'object_lock_mode',
+  // S3, B2
+  'part_size', 'max_connections', 'conditional_writes', 'profile',
   // GCS
   'project_id', 'location', 'retention_mode', 'chunk_size', 'resumable_threshold', 'list_page_size',
   // SFTP
