@@ -257,7 +257,7 @@ export const costCommand: CommandModule<GlobalArgs, Args> = {
         }
         const progress = new Progress(a)
         try {
-          const report = await estimateRepositoryCost(repo, { prices, now, remove, retrievalDays: days, onProgress: (m) => progress.line(m, true) })
+          const report = await estimateRepositoryCost(repo, { prices, now, remove, retrievalDays: days, onProgress: (m) => progress.line(m) })
           reports.push({ report, jobs: t.jobs.map((j) => j.name) })
         } finally {
           progress.done()
