@@ -33,9 +33,9 @@ RUN npm install --no-audit --no-fund \
  && npm cache clean --force
 
 FROM ${NODE_IMAGE}
-# restic: `type: restic` jobs; openssh-client: sftp:// remotes' known_hosts tooling (ssh-keyscan) and
-# hooks; ca-certificates: TLS to S3, GCS and SMTP servers; tini: PID 1 that forwards SIGTERM and reaps
-# the children of hooks and restic.
+# restic: `type: restic` jobs; openssh-client: restic's sftp: repositories (restic runs ssh) and
+# ssh-keyscan for known_hosts files; ca-certificates: TLS to S3, GCS and SMTP servers; tini: PID 1 that
+# forwards SIGTERM and reaps the children of hooks and restic.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends restic openssh-client ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
