@@ -27,6 +27,8 @@ import { snapshotsCommand } from './commands/snapshots.js'
 import { verifyCommand } from './commands/verify.js'
 import { auditCommand } from './commands/audit.js'
 import { exportCommand } from './commands/export.js'
+import { costCommand } from './commands/cost.js'
+import { notifyCommand } from './commands/notify.js'
 
 async function main(): Promise<void> {
   const cli = yargs(hideBin(process.argv))
@@ -54,6 +56,8 @@ async function main(): Promise<void> {
     .command(resumeCommand)
     .command(auditCommand)
     .command(exportCommand)
+    .command(costCommand)
+    .command(notifyCommand)
     .demandCommand(1, 'give a command; see coldstore --help')
     .strict()
     .version(VERSION)

@@ -40,7 +40,17 @@ export {
   CONFIG_SECTIONS, REMOTE_SETTINGS, parseConfigFile, parseEnvFile, resolveRemoteUrl,
   type ColdstoreConfig, type RemoteDefinition, type ResolvedRemote,
   HOST_EXCLUDES, JOB_TYPES, parseDuration, parseJobs, type JobDefinition, type JobRetention, type JobType, type MissedPolicy,
+  DEFAULT_NOTIFY_ON, NOTIFY_EVENTS, WEBHOOK_FORMATS, parseNotify, parsePrices,
+  type NotifyChannel, type NotifyConfig, type NotifyEventKind, type SecretRef, type SmtpChannel, type SmtpTls, type WebhookChannel, type WebhookFormat,
 } from './config/index.js'
+export {
+  Notifier, costThresholdEvent, FileRateLimitStore, MemoryRateLimitStore, redact,
+  type ChannelResult, type NotifierOptions, type NotifyEvent, type NotifyOutcome, type RateLimitStore,
+} from './notify/index.js'
+export {
+  DAYS_PER_MONTH, estimateRepositoryCost,
+  type ClassUsage, type CostOptions, type EarlyDeletion, type JobCost, type PricedSet, type RepositoryCost, type RestoreEstimate, type RestoreTier, type RetentionSavings,
+} from './cost-report/index.js'
 export type { ObjectProtection, ProtectionRequest, ArchiveAccess, ArchiveState, RetrievalTier, OpenRemoteOptions, RemoteSettings } from './remote/index.js'
 export {
   appendAudit, listAudit, verifyAudit, generateAuditKey, loadAuditPrivateKey, loadAuditPublicKey, auditKeyId, AUDIT_OPERATIONS,

@@ -33,6 +33,8 @@ export interface ColdstoreConfig {
   remotes: Map<string, RemoteDefinition>
   /** The raw sections other parts of coldstore validate (jobs, notify, server, freeze, prices). */
   sections: Record<string, unknown>
+  /** `allow_inline_secrets: true`: section validators (notify:) then accept secrets written inline. */
+  allowInlineSecrets: boolean
 }
 
 /** Top-level keys of coldstore.yaml. */
@@ -101,7 +103,7 @@ export function parseConfigFile(text: string, path: string): ColdstoreConfig {
   }
   const sections: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(doc)) if (k !== 'remotes' && k !== 'allow_inline_secrets') sections[k] = v
-  return { path, remotes, sections }
+  return { path, remotes, sections, allowInlineSecrets: inline === true }
 }
 
 function parseRemote(path: string, name: string, def: unknown, allowInline: boolean): RemoteDefinition {
