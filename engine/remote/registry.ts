@@ -191,7 +191,7 @@ export async function openRemote(url: string, options: OpenRemoteOptions = {}): 
   const open = await load()
   const remote = await open(url, options)
   try {
-    return await applyWrappers(remote, kind, url, options)
+    return await wrapForKind(remote, kind, url, options)
   } catch (err) {
     await remote.close()
     throw err
@@ -202,10 +202,14 @@ export async function openRemote(url: string, options: OpenRemoteOptions = {}): 
 export const WRAPPER_SETTINGS = ['limit_upload', 'limit_download', 'retries', 'timeout'] as const
 
 /**
- * Wraps a just-opened remote as its kind needs: network kinds get the whole stack of wrapRemote, other kinds
- * only the bandwidth and connection limits, when asked for.
+ * Wraps a just-opened remote of `kind` as openRemote does: a network kind gets the whole stack of
+ * wrapRemote (settings from `options.settings` and the URL's query), any other kind only the bandwidth and
+ * connection limits, and only when some are asked for (`options.limits`, `limit_upload`/`limit_download`
+ * settings). Exported for tests. On a ConfigError `remote` is left open.
+ *
+ * @throws ConfigError for an invalid `limit_upload`, `limit_download`, `retries` or `timeout` setting.
  */
-async function applyWrappers(remote: Remote, kind: string, url: string, options: OpenRemoteOptions): Promise<Remote> {
+export async function wrapForKind(remote: Remote, kind: string, url: string, options: OpenRemoteOptions): Promise<Remote> {
   const network = NETWORK_KINDS.has(kind)
   // Network URLs may carry settings as query parameters; a local path's '?' is part of the path.
   const settings = network ? mergeSettings(url, options.settings) : { ...options.settings }

@@ -69,3 +69,43 @@ export class ManualClock implements Clock {
 export async function settle(): Promise<void> {
   for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve))
 }
+
+/**
+ * A Clock for fault tests of the whole wrapper stack: the time is real, sleeps (retry back-off) return at
+ * once, and timers never fire on their own: `expireLatest` fires the most recently set one. Give it to the
+ * stack and call `expireLatest` from FaultyRemote's `onHang`: the timeout wrapper sits right over the
+ * faulty remote and sets its timer just before the call, with nothing asynchronous in between, so the latest
+ * timer is the hung call's. Hung calls then time out at once, and no other call ever does.
+ */
+export class HangClock implements Clock {
+  private readonly timers: { fn: () => void }[] = []
+  /** Timers fired by `expireLatest`. */
+  expired = 0
+  /** Sleeps asked for (and skipped). */
+  slept = 0
+
+  now(): number {
+    return performance.now()
+  }
+
+  async sleep(_ms: number): Promise<void> {
+    this.slept++
+  }
+
+  setTimer(_ms: number, fn: () => void): () => void {
+    const timer = { fn }
+    this.timers.push(timer)
+    return () => {
+      const i = this.timers.indexOf(timer)
+      if (i !== -1) this.timers.splice(i, 1)
+    }
+  }
+
+  /** Fires the most recently set timer that is still pending (in a microtask). Throws when there is none. */
+  expireLatest(): void {
+    const timer = this.timers.pop()
+    if (!timer) throw new Error('HangClock: a call hung with no timer pending (is a TimeoutRemote right over the faulty remote?)')
+    this.expired++
+    queueMicrotask(timer.fn)
+  }
+}
