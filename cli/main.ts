@@ -59,9 +59,10 @@ async function main(): Promise<void> {
     .help()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, e, y) => {
-      if (e) throw e
+      // yargs reports a failed `coerce` (a bad --limit-upload) as a YError carrying only the message: a usage error.
+      if (e && e.name !== 'YError') throw e
       void y
-      err(`coldstore: ${msg}\n(see coldstore --help)`)
+      err(`coldstore: ${msg ?? e?.message}\n(see coldstore --help)`)
       process.exit(EXIT.usage)
     })
   await cli.parseAsync()
