@@ -85,11 +85,33 @@ export abstract class ForwardingRemote implements Remote {
     return this.inner.close()
   }
 
-  /** The inner remote's writer with `write` and `commit` through `around`; `abort` goes straight through (it must always work). */
+  /**
+   * The inner remote's writer with `write` and `commit` through `around`; `abort` goes straight through (it
+   * must always work).
+   *
+   * Writes may be issued without waiting for earlier ones, and the inner writer places each at the offset
+   * it has when the inner `write` is called, so the inner calls must come in the caller's order even when
+   * `around` delays them differently (a bandwidth wait, a queue for a connection): each write is handed to
+   * `around` only once the one before it has reached the inner writer (or failed), and `commit` only once
+   * every write has. The inner writes themselves still overlap.
+   */
   protected wrapWriter(writer: ObjectWriter, dir: string): ObjectWriter {
+    let handedOver: Promise<void> = Promise.resolve()
     return {
-      write: (data) => this.around({ call: 'write', name: dir, bytes: data.length }, () => writer.write(data)),
-      commit: (name) => this.around({ call: 'commit', name }, () => writer.commit(name)),
+      write: (data) => {
+        const previous = handedOver
+        let done = (): void => {}
+        handedOver = new Promise<void>((resolve) => (done = resolve))
+        const p = previous.then(() =>
+          this.around({ call: 'write', name: dir, bytes: data.length }, () => {
+            done()
+            return writer.write(data)
+          }),
+        )
+        p.then(done, done)
+        return p
+      },
+      commit: (name) => handedOver.then(() => this.around({ call: 'commit', name }, () => writer.commit(name))),
       abort: () => writer.abort(),
     }
   }

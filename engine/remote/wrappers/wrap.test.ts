@@ -17,6 +17,7 @@ import { STAGE_PREFIX, StagedObjectWriter } from '../staged-writer.js'
 import { BandwidthLimitRemote } from './bandwidth.js'
 import { CircuitBreakerRemote, type CircuitEvent } from './circuit-breaker.js'
 import { ConcurrencyLimitRemote } from './concurrency.js'
+import { ForwardingRemote, type CallInfo } from './forward.js'
 import { FaultyRemote, flakyFaults, type Fault } from './faulty.js'
 import { RetryingRemote, type RetryEvent } from './retrying.js'
 import { StagingRemote } from './staging.js'
@@ -96,6 +97,38 @@ t.test('staging', async (t) => {
     t.equal(wrapRemote(await MemoryRemote.open(), { stagingDir: staging }).createWriter, undefined)
     t.equal(wrapRemote(new FaultyRemote(await MemoryRemote.open())).createWriter, undefined, 'no staging directory: no writer (BufferedObjectWriter)')
   })
+})
+
+t.test('writers: the inner writer gets writes in the caller\'s order however long each waits in a layer', async (t) => {
+  const received: string[] = []
+  const recording: Remote = Object.assign(Object.create(await MemoryRemote.open()) as Remote, {
+    createWriter: () => ({
+      write: async (d: Uint8Array) => void received.push(Buffer.from(d).toString()),
+      commit: async (name: string) => void received.push(`commit ${name}`),
+      abort: async () => undefined,
+    }),
+  })
+  let release = (): void => {}
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  /** Holds the first write back (as a bandwidth wait would) while later ones could go at once. */
+  class HoldFirst extends ForwardingRemote {
+    private first = true
+    protected async around<T>(info: CallInfo, fn: () => Promise<T>): Promise<T> {
+      if (info.call === 'write' && this.first) {
+        this.first = false
+        await gate
+      }
+      return fn()
+    }
+  }
+  const w = new ConcurrencyLimitRemote(new HoldFirst(recording), 4).createWriter!('data/')
+  const writes = ['a', 'b', 'c'].map((s) => w.write(Buffer.from(s)))
+  const commit = w.commit('data/x')
+  await settle()
+  t.same(received, [], 'nothing overtakes the held first write')
+  release()
+  await Promise.all([...writes, commit])
+  t.same(received, ['a', 'b', 'c', 'commit data/x'])
 })
 
 t.test('every wrapper forwards properties, putFile, archive and protection, and closes inner', async (t) => {
