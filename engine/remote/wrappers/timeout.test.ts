@@ -155,6 +155,7 @@ t.test('writer calls are bounded; abort is not', async (t) => {
   hangWrites = true
   const w2 = remote.createWriter!('data/')
   const pending = watch(w2.write(Buffer.alloc(2048)))
+  await settle()
   clock.advance(2999)
   await settle()
   t.equal(pending.state(), 'pending', 'the limit grows with the write size')
