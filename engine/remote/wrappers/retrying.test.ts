@@ -71,6 +71,25 @@ t.test('gives up when the next retry would start after maxTotalMs', async (t) =>
   t.ok(clock.now() <= 5000, `stopped at ${clock.now()} ms`)
 })
 
+t.test('long transfers that fail part-way keep their retries; timeouts use up the time', async (t) => {
+  // Each attempt takes 200 s of (virtual) time, then fails: maxTotalMs is 300 s.
+  const slow = async (error: Error | true): Promise<{ attempts: number; err: unknown }> => {
+    const { faulty, remote, clock } = await setup({ maxAttempts: 4, maxTotalMs: 300_000 })
+    faulty.addFault({ method: 'put', delay: async () => clock.advance(200_000), error })
+    const err = await remote.put('data/ab/big', Buffer.alloc(10)).catch((e: unknown) => e)
+    return { attempts: faulty.callCount('put'), err }
+  }
+  const reset = await slow(true)
+  t.equal(reset.attempts, 4, 'a reset after sending for a while: all 4 attempts, although they took 800 s')
+  t.match((reset.err as Error).message, /failed 4 times/)
+  const hung = await slow(new RemoteTimeoutError('memory://retry', { call: 'put', name: 'data/ab/big' }, 200_000))
+  t.equal(hung.attempts, 2, 'timeouts count: no third attempt after 400 s')
+  const stat = await setup({ maxAttempts: 4, maxTotalMs: 300_000 })
+  stat.faulty.addFault({ method: 'stat', delay: async () => stat.clock.advance(200_000), error: true })
+  await t.rejects(stat.remote.stat('obj'))
+  t.equal(stat.faulty.callCount('stat'), 2, 'calls that move no data: their time counts')
+})
+
 t.test('never retries errors that are not transient', async (t) => {
   const cases: { name: string; error: Error }[] = [
     { name: 'NotFoundError', error: new NotFoundError('obj') },

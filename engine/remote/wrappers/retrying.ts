@@ -10,6 +10,7 @@ import { ExistsError, RemoteError } from '../../errors.js'
 import type { ObjectInfo, ObjectWriter, PutOptions, Remote } from '../remote.js'
 import { SYSTEM_CLOCK, formatMs, type Clock } from './clock.js'
 import { ForwardingRemote, type CallInfo, type RemoteCall } from './forward.js'
+import { RemoteTimeoutError } from './timeout.js'
 
 /** What `onRetry` is told before each retry. */
 export interface RetryEvent {
@@ -34,7 +35,11 @@ export interface RetryOptions {
   baseDelayMs?: number
   /** Cap of one delay. Default 30 s. */
   maxDelayMs?: number
-  /** No retry is started when it would begin later than this after the first attempt began. Default 5 min. */
+  /**
+   * No retry is started when it would begin later than this after the first attempt began. Uploads and
+   * downloads that failed after moving data for a while (a reset, not a timeout) do not use up this time,
+   * so a large pack on a slow link keeps its retries. Default 5 min.
+   */
   maxTotalMs?: number
   clock?: Clock
   /** Uniform numbers in [0, 1) for the jitter. Default Math.random. */
@@ -50,6 +55,9 @@ export const DEFAULT_RETRY = { maxAttempts: 8, baseDelayMs: 500, maxDelayMs: 30_
 export function isTransient(err: unknown): boolean {
   return err instanceof RemoteError && err.transient
 }
+
+/** Calls that move object bytes: their attempt time, unless it ended in a timeout, does not count against maxTotalMs. */
+const TRANSFERS: ReadonlySet<RemoteCall> = new Set<RemoteCall>(['put', 'putFile', 'get'])
 
 /** Bytes compared per read when checking whether an ambiguous write landed. */
 const COMPARE_BYTES = 8 * 1024 * 1024
@@ -127,11 +135,14 @@ export class RetryingRemote extends ForwardingRemote {
   /** Runs `fn` until it succeeds, fails with a non-transient error, or the attempts or the time are used up. */
   private async retry<T>(info: CallInfo, fn: () => Promise<T>): Promise<T> {
     const start = this.o.clock.now()
+    let transferring = 0
     for (let attempt = 1; ; attempt++) {
+      const began = this.o.clock.now()
       try {
         return await fn()
       } catch (err) {
-        await this.beforeRetry(info, err, attempt, start)
+        if (TRANSFERS.has(info.call) && !(err instanceof RemoteTimeoutError)) transferring += this.o.clock.now() - began
+        await this.beforeRetry(info, err, attempt, start, transferring)
       }
     }
   }
@@ -154,13 +165,13 @@ export class RetryingRemote extends ForwardingRemote {
    * Throws `err` when it is not to be retried (wrapped with the attempt count when retries ran out), else
    * reports the retry and waits its delay.
    */
-  private async beforeRetry(info: CallInfo, err: unknown, attempt: number, start: number): Promise<void> {
+  private async beforeRetry(info: CallInfo, err: unknown, attempt: number, start: number, transferringMs = 0): Promise<void> {
     if (!isTransient(err) || this.o.maxAttempts === 1) throw err
     const error = err as RemoteError
     const elapsed = this.o.clock.now() - start
     const ceiling = Math.min(this.o.maxDelayMs, this.o.baseDelayMs * 2 ** (attempt - 1))
     const delayMs = this.o.random() * ceiling
-    if (attempt >= this.o.maxAttempts || elapsed + delayMs > this.o.maxTotalMs) {
+    if (attempt >= this.o.maxAttempts || elapsed - transferringMs + delayMs > this.o.maxTotalMs) {
       throw new RemoteError(
         `${info.call} ${info.name || '(root)'} failed ${attempt} time${attempt === 1 ? '' : 's'} in ${formatMs(elapsed)}, giving up: ${error.message}`,
         { transient: true, objectName: error.objectName ?? info.name },
