@@ -18,7 +18,11 @@ export interface Fault {
   call?: number
   /** Only the Nth matching call and every one after it. */
   fromCall?: number
-  /** Only this share (0..1) of the matching calls, drawn from the remote's seeded PRNG (reproducible). */
+  /**
+   * Only this share (0..1) of the matching calls. Which ones is decided by a hash of the seed, the fault,
+   * the call's method and name and how many times that name was called before: reproducible, and the same
+   * whatever order concurrent calls arrive in.
+   */
   probability?: number
   /** Run when the fault acts, before anything else it does (e.g. `() => { faulty.down = true }`). */
   action?: () => void
@@ -48,7 +52,7 @@ export interface Fault {
 
 /** Options of a FaultyRemote. */
 export interface FaultyOptions {
-  /** Seed of the PRNG that `probability` faults draw from. Default 1. */
+  /** Seed of the draws of `probability` faults. Default 1. */
   seed?: number
   /** Told when a call starts hanging (a `hang` fault). */
   onHang?: (method: FaultyMethod, name: string) => void
@@ -77,9 +81,10 @@ export class FaultyRemote implements Remote {
   readonly archive?: ArchiveAccess
   readonly protection?: ObjectProtection
   private readonly inner: Remote
-  private faults: { fault: Fault; matched: number }[] = []
+  private faults: { fault: Fault; matched: number; index: number; perName: Map<string, number> }[] = []
+  private added = 0
   private readonly counts = new Map<FaultyMethod, number>()
-  private readonly random: () => number
+  private readonly seed: number
   private readonly onHang?: (method: FaultyMethod, name: string) => void
   private readonly hung = new Set<(err: Error) => void>()
   private readonly written: string[] = []
@@ -96,14 +101,14 @@ export class FaultyRemote implements Remote {
     this.properties = inner.properties
     if (inner.archive) this.archive = inner.archive
     if (inner.protection) this.protection = inner.protection
-    this.random = mulberry32(options.seed ?? 1)
+    this.seed = options.seed ?? 1
     this.onHang = options.onHang
     for (const fault of faults) this.addFault(fault)
   }
 
   /** Adds a fault; its `call` counts from now. */
   addFault(fault: Fault): void {
-    this.faults.push({ fault, matched: 0 })
+    this.faults.push({ fault, matched: 0, index: this.added++, perName: new Map() })
   }
 
   /** Removes every fault; calls pass through unchanged from now. */
@@ -208,7 +213,11 @@ export class FaultyRemote implements Remote {
       entry.matched++
       if (fault.call !== undefined && fault.call !== entry.matched) continue
       if (fault.fromCall !== undefined && entry.matched < fault.fromCall) continue
-      if (fault.probability !== undefined && !(this.random() < fault.probability)) continue
+      if (fault.probability !== undefined) {
+        const nth = (entry.perName.get(name) ?? 0) + 1
+        entry.perName.set(name, nth)
+        if (!(draw(`${this.seed}\n${entry.index}\n${method}\n${name}\n${nth}`) < fault.probability)) continue
+      }
       active.push(fault)
     }
     for (const { action } of active) action?.()
@@ -263,14 +272,14 @@ function injected(error: Error | true, method: FaultyMethod, name: string, what 
   return new RemoteError(`${what}: ${method} ${name}`, { transient: true, objectName: name })
 }
 
-/** Seeded PRNG (mulberry32): numbers in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
+/** A number in [0, 1) from a string (FNV-1a, then a murmur3 finalizer to spread the bits). */
+function draw(key: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return (h >>> 0) / 4294967296
 }
