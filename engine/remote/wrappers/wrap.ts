@@ -22,6 +22,13 @@
  * - Staging is outermost: a staged pack is uploaded by this stack's own putFile, so the whole object is
  *   retried, limited and bounded like any other call.
  *
+ * With the defaults, how long a call takes to fail when the remote is down: 8 attempts with back-off
+ * ceilings 0.5, 1, 2, 4, 8, 16, 30 s wait at most 61.5 s in all (half that on average), plus the attempts'
+ * own time: when they fail at once, about a minute; when they hang, each waits for its timeout (30 s, or
+ * 60 s + size / 128 KiB/s for transfers) and the 5-minute retry budget stops new attempts, so about 5 min
+ * plus one call's limit. Calls in parallel open the breaker after 10 failed attempts together, which ends
+ * every other call's retries at once.
+ *
  * Imports only ../remote.js, ../staged-writer.js and this folder.
  */
 import type { Remote } from '../remote.js'
