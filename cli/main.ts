@@ -11,7 +11,7 @@ process.env.UV_THREADPOOL_SIZE ??= '16'
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { EXIT, VERSION, describeError, err, type GlobalArgs } from './common.js'
+import { EXIT, VERSION, describeError, err, parseRateOption, type GlobalArgs } from './common.js'
 import { diffCommand } from './commands/diff.js'
 import { freezeCommand } from './commands/freeze.js'
 import { inspectCommand } from './commands/inspect.js'
@@ -40,6 +40,8 @@ async function main(): Promise<void> {
     .option('cache-dir', { type: 'string', describe: 'local cache directory (default $XDG_CACHE_HOME/coldstore)', global: true })
     .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output', global: true })
+    .option('limit-upload', { type: 'string', describe: 'average upload rate at most, like 20MiB/s (KiB/s, MiB/s, GiB/s, KB/s, MB/s, GB/s, or bytes/s)', global: true, coerce: parseRateOption('limit-upload') })
+    .option('limit-download', { type: 'string', describe: 'average download rate at most, like 50MiB/s', global: true, coerce: parseRateOption('limit-download') })
     .option('audit-key', { type: 'string', describe: 'sign audit entries with this Ed25519 private key PEM (env COLDSTORE_AUDIT_KEY)', global: true })
     .command(initCommand)
     .command(snapshotCommand)
@@ -64,9 +66,10 @@ async function main(): Promise<void> {
     .help()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, e, y) => {
-      if (e) throw e
+      // yargs reports a failed `coerce` (a bad --limit-upload) as a YError carrying only the message: a usage error.
+      if (e && e.name !== 'YError') throw e
       void y
-      err(`coldstore: ${msg}\n(see coldstore --help)`)
+      err(`coldstore: ${msg ?? e?.message}\n(see coldstore --help)`)
       process.exit(EXIT.usage)
     })
   await cli.parseAsync()

@@ -53,6 +53,10 @@ export {
 } from './cost-report/index.js'
 export type { ObjectProtection, ProtectionRequest, ArchiveAccess, ArchiveState, RetrievalTier, OpenRemoteOptions, RemoteSettings } from './remote/index.js'
 export {
+  wrapRemote, parseByteRate, isTransient, RemoteTimeoutError, CircuitOpenError, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_BREAKER,
+  type WrapOptions, type RemoteLimits, type RetryEvent, type CircuitEvent, type CircuitState, type Clock,
+} from './remote/index.js'
+export {
   appendAudit, listAudit, verifyAudit, generateAuditKey, loadAuditPrivateKey, loadAuditPublicKey, auditKeyId, AUDIT_OPERATIONS,
   type AuditEntry, type StoredAuditEntry, type AuditInput, type AuditOperation, type AuditFinding, type AuditFindingKind, type AuditVerifyReport, type AuditVerifyOptions,
 } from './audit/index.js'
