@@ -59,10 +59,10 @@ function digests(root: string): Record<string, string> {
 
 t.test('cold workflow: snapshot to DEEP_ARCHIVE, browse, plan, request, wait, restore', async (t) => {
   if (!haveServer(t, s3rverMissing())) return
+  const dir = t.testdir() // first: a later t.testdir() would empty the folder s3rver keeps its files in
   const upstream = await startS3rver(t)
   const gw = await startGateway(t, upstream)
   const bucket = await gw.createBucket()
-  const dir = t.testdir()
   const src = join(dir, 'thesis')
   writeTree(src, {
     'data/run1.bin': seededBytes('run1', 3 << 20),
