@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { resolveLocation } from './config-file.js'
 import {
   EngineError, ExistsError, KeyError, NotFoundError, PasswordError, SourceError, UsageError, ConfigError, FormatError,
-  closeRepository, openRepository, type Repository, type OpenRemoteOptions,
+  closeRepository, openRepository, parseByteRate, type Repository, type OpenRemoteOptions, type RetryEvent, type CircuitEvent,
 } from '../engine/index.js'
 
 export const VERSION = '0.1.0'
@@ -21,6 +21,8 @@ export const EXIT = {
   failure: 1,
   usage: 2,
   partial: 3,
+  /** Data is in an archive storage class and not readable yet: a retrieval must be requested, or is still in progress. */
+  archived: 4,
   noRepository: 10,
   password: 12,
 } as const
@@ -32,6 +34,10 @@ export interface GlobalArgs {
   'cache-dir'?: string
   json?: boolean
   quiet?: boolean
+  /** --limit-upload, in bytes per second (parsed by `parseRateOption`). */
+  'limit-upload'?: number
+  /** --limit-download, in bytes per second. */
+  'limit-download'?: number
 }
 
 /** A failure the CLI reports with its own exit code. */
@@ -126,7 +132,56 @@ export async function password(a: GlobalArgs, opts: { confirm?: boolean; locatio
  */
 export function remoteOptions(a: GlobalArgs, location: string = repoLocation(a)): Omit<OpenRemoteOptions, 'create'> {
   const r = resolveLocation(location, a.config)
-  return { env: r.env, settings: r.settings, stagingDir: join(cacheDir(a), 'staging') }
+  return {
+    env: r.env, settings: r.settings, stagingDir: join(cacheDir(a), 'staging'),
+    limits: { uploadBytesPerSecond: a['limit-upload'], downloadBytesPerSecond: a['limit-download'] },
+    onRetry: (e) => {
+      if (!a.quiet) err(describeRetry(e))
+    },
+    onCircuitChange: (e) => {
+      const line = describeCircuit(e)
+      if (line) err(line)
+    },
+  }
+}
+
+/**
+ * Parses the value of a rate option (`--limit-upload 20MiB/s`) into bytes per second, for yargs' `coerce`.
+ *
+ * @throws CliError with the usage exit code for anything parseByteRate refuses.
+ */
+export function parseRateOption(option: string): (value: unknown) => number | undefined {
+  return (value) => {
+    if (value === undefined) return undefined
+    // Given twice: the last one wins, as for other options.
+    const v = Array.isArray(value) ? value[value.length - 1] : value
+    try {
+      return parseByteRate(typeof v === 'number' ? v : String(v))
+    } catch (e) {
+      throw new CliError(`--${option}: ${(e as Error).message}`, EXIT.usage)
+    }
+  }
+}
+
+/** An object name short enough for a status line: `data/ab/ab12cd34…`. */
+function shortName(name: string): string {
+  const i = name.lastIndexOf('/')
+  const last = name.slice(i + 1)
+  return last.length > 12 ? `${name.slice(0, i + 1)}${last.slice(0, 8)}…` : name
+}
+
+/** "retrying put data/ab/ab12cd34… (attempt 3/8) after: <why>". */
+export function describeRetry(e: RetryEvent): string {
+  return `retrying ${e.call} ${shortName(e.name) || '(root)'} (attempt ${e.attempt}/${e.maxAttempts}) after: ${e.error.message}`
+}
+
+/** One line per change of a remote's circuit breaker (none for the half-open probe). */
+export function describeCircuit(e: CircuitEvent): string | null {
+  if (e.state === 'open') {
+    return `remote ${e.location} is failing: ${e.failures} failures in a row, last: ${e.lastError?.message ?? 'unknown'}; not sending more requests for ${Math.round(e.coolDownMs / 1000)} s`
+  }
+  if (e.state === 'closed') return `remote ${e.location} is answering again`
+  return null
 }
 
 /**

@@ -5,7 +5,7 @@
  * `<cache dir>/operations/<id>.json`, rewritten atomically as it progresses.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 
@@ -88,8 +88,32 @@ export class Operations {
     return out.sort((a, b) => (a.started < b.started ? 1 : a.started > b.started ? -1 : 0))
   }
 
+  /**
+   * Removes records of finished operations (done or failed) older than `maxAgeDays`, and the oldest
+   * finished ones beyond `keep`: the folder does not grow forever. Interrupted and running ones stay
+   * (they can be resumed). Never throws.
+   */
+  prune(now: Date, o: { maxAgeDays?: number; keep?: number } = {}): number {
+    const maxAgeMs = (o.maxAgeDays ?? 90) * 86_400_000
+    const keep = o.keep ?? 200
+    let removed = 0
+    const finished = this.list().filter((r) => r.state === 'done' || r.state === 'failed')
+    finished.forEach((r, i) => {
+      if (i >= keep || now.getTime() - Date.parse(r.updated) > maxAgeMs) {
+        try {
+          rmSync(this.path(r.id), { force: true })
+          removed++
+        } catch {
+          // left for the next time
+        }
+      }
+    })
+    return removed
+  }
+
   /** Records the start of an operation (or of another attempt of `resumeId`). */
   start(kind: OperationRecord['kind'], argv: string[], cwd: string, resumeId?: string): RunningOperation {
+    this.prune(new Date())
     const now = new Date().toISOString()
     const prev = resumeId ? this.get(resumeId) : null
     const r: OperationRecord = {

@@ -20,7 +20,13 @@ export { listSnapshots, findSnapshot, loadSnapshot, type Snapshot, type Snapshot
 export { TreeReader, diffTrees, displayName, splitPath, type TreeNode, type NodeType, type DiffEntry } from './tree/index.js'
 export { ExcludeMatcher } from './filter/index.js'
 export { backup, type BackupOptions, type BackupResult, type BackupWarning, type BackupProgress } from './backup/index.js'
-export { restore, type RestoreOptions, type RestoreResult, type RestoreError } from './restore/index.js'
+export { restore, planRestore, type RestoreOptions, type RestoreResult, type RestoreError, type RestorePlan, type RestoreSelection } from './restore/index.js'
+export { checkRetrieval, mayNeedRetrieval, requestRetrieval, type RetrievalCheck, type Tally } from './retrieval/index.js'
+export {
+  DEFAULT_PRICES, GB, classPrices, formatWait, providerPrices, retrievalOptions,
+  type ClassPrice, type PriceTable, type PriceTier, type ProviderPrice, type TierPrice, type RetrievalOption,
+} from './cost/index.js'
+export { SCHEDULE_PRESETS, missedRuns, nextRun, parseSchedule, previousRun, type Schedule } from './schedule/index.js'
 export { verify, repairIndex, type VerifyOptions, type VerifyReport, type Finding, type FindingKind, type RepairIndexResult } from './verify/index.js'
 export { SnapshotView, VfsFile, ChunkCache, FREEZES_FOLDER, LATEST_FOLDER, type VfsEntry, type SnapshotViewOptions, type ChunkCacheOptions } from './vfs/index.js'
 export {
@@ -33,8 +39,23 @@ export type { GeneratedFolder } from './backup/index.js'
 export {
   CONFIG_SECTIONS, REMOTE_SETTINGS, parseConfigFile, parseEnvFile, resolveRemoteUrl,
   type ColdstoreConfig, type RemoteDefinition, type ResolvedRemote,
+  HOST_EXCLUDES, JOB_TYPES, parseDuration, parseJobs, type JobDefinition, type JobRetention, type JobType, type MissedPolicy,
+  DEFAULT_NOTIFY_ON, NOTIFY_EVENTS, WEBHOOK_FORMATS, parseNotify, parsePrices,
+  type NotifyChannel, type NotifyConfig, type NotifyEventKind, type SecretRef, type SmtpChannel, type SmtpTls, type WebhookChannel, type WebhookFormat,
 } from './config/index.js'
+export {
+  Notifier, costThresholdEvent, FileRateLimitStore, MemoryRateLimitStore, redact,
+  type ChannelResult, type NotifierOptions, type NotifyEvent, type NotifyOutcome, type RateLimitStore,
+} from './notify/index.js'
+export {
+  DAYS_PER_MONTH, estimateRepositoryCost,
+  type ClassUsage, type CostOptions, type EarlyDeletion, type JobCost, type PricedSet, type RepositoryCost, type RestoreEstimate, type RestoreTier, type RetentionSavings,
+} from './cost-report/index.js'
 export type { ObjectProtection, ProtectionRequest, ArchiveAccess, ArchiveState, RetrievalTier, OpenRemoteOptions, RemoteSettings } from './remote/index.js'
+export {
+  wrapRemote, parseByteRate, isTransient, RemoteTimeoutError, CircuitOpenError, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_BREAKER,
+  type WrapOptions, type RemoteLimits, type RetryEvent, type CircuitEvent, type CircuitState, type Clock,
+} from './remote/index.js'
 export {
   appendAudit, listAudit, verifyAudit, generateAuditKey, loadAuditPrivateKey, loadAuditPublicKey, auditKeyId, AUDIT_OPERATIONS,
   type AuditEntry, type StoredAuditEntry, type AuditInput, type AuditOperation, type AuditFinding, type AuditFindingKind, type AuditVerifyReport, type AuditVerifyOptions,

@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Writable } from 'node:stream'
 import { createGzip } from 'node:zlib'
-import { IntegrityError, NotFoundError, RemoteError, UsageError, type SnapshotView, type VfsEntry, type VfsFile } from '../engine/index.js'
+import { ArchivedError, IntegrityError, NotFoundError, RemoteError, UsageError, type SnapshotView, type VfsEntry, type VfsFile } from '../engine/index.js'
 import { streamTar, streamZip } from './archive.js'
 import { writeOrWait } from './backpressure.js'
 import { authRequired, isAuthorized, type AuthConfig } from './auth.js'
@@ -43,6 +43,8 @@ export interface DavHandlerOptions {
 export function statusOf(err: unknown): number {
   if (err instanceof BadPathError || err instanceof BadPropfindError || err instanceof UsageError) return 400
   if (err instanceof NotFoundError) return 404
+  // In an archive storage class: readable only after a retrieval (hours), which browsing must not start by itself.
+  if (err instanceof ArchivedError) return 409
   if (err instanceof RemoteError) return err.transient ? 503 : 502
   if (err instanceof IntegrityError) return 500
   return 500
@@ -321,7 +323,8 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
         sendText(res, 404, 'not found')
         return
       }
-      sendText(res, status, status === 500 && !(err instanceof IntegrityError) ? 'internal error' : message)
+      const hint = err instanceof ArchivedError ? ' (this file\'s data is in archive storage: retrieve it with coldstore restore <snap>:<path> --target DIR --request-retrieval, then restore or browse it once the retrieval is done)' : ''
+      sendText(res, status, status === 500 && !(err instanceof IntegrityError) ? 'internal error' : message + hint)
     })
   }
 }

@@ -1,10 +1,11 @@
 import type { CommandModule } from 'yargs'
-import { findSnapshot, restore, type RestoreResult } from '../../engine/index.js'
+import { findSnapshot, planRestore, restore, type RestoreResult } from '../../engine/index.js'
 import { prepareAudit } from '../audit-hook.js'
 import { CliError, EXIT, Progress, err, formatBytes, out, parseSnapRef, printJson, withRepo, type GlobalArgs } from '../common.js'
 import { interactiveRestore } from '../interactive.js'
+import { ensureReadable, retrievalOptionsSpec, type RetrievalArgs } from '../retrieval.js'
 
-interface Args extends GlobalArgs {
+interface Args extends RetrievalArgs {
   ref?: string
   interactive?: boolean
   target: string
@@ -25,7 +26,8 @@ export const restoreCommand: CommandModule<GlobalArgs, Args> = {
       .option('include', { type: 'string', array: true, describe: 'restore only matching paths (repeatable)' })
       .option('exclude', { type: 'string', array: true, describe: 'leave out matching paths (repeatable)' })
       .option('overwrite', { type: 'boolean', default: false, describe: 'replace existing files' })
-      .option('job', { type: 'string', describe: 'with "latest": the latest of this job' }) as never,
+      .option('job', { type: 'string', describe: 'with "latest": the latest of this job' })
+      .options(retrievalOptionsSpec) as never,
   handler: async (a) => {
     if (a.interactive && (a.ref !== undefined || a.include?.length || a.exclude?.length)) {
       throw new CliError('--interactive picks the snapshot and paths itself: leave out <ref>, --include and --exclude', EXIT.usage)
@@ -54,11 +56,18 @@ export const restoreCommand: CommandModule<GlobalArgs, Args> = {
     const { snap, path } = parseSnapRef(a.ref!)
     const r = await withRepo(a, async (repo) => {
       const s = await findSnapshot(repo, snap, { job: a.job })
+      const selection = { snapshot: s, path, target: a.target, include: a.include, exclude: a.exclude }
+      if (repo.remote.archive) {
+        // Archive storage classes: find out which data packs this restore reads, and whether they are readable yet.
+        const plan = await planRestore(repo, selection)
+        const outcome = await ensureReadable(repo, a, plan.dataPacks, { command: 'restore' })
+        if (!outcome.ready) return null
+      }
       const progress = new Progress(a)
       let result
       try {
         result = await restore(repo, {
-          snapshot: s, path, target: a.target, include: a.include, exclude: a.exclude, overwrite: a.overwrite,
+          ...selection, overwrite: a.overwrite,
           onProgress: (p) => progress.counts(p),
         })
       } finally {
@@ -70,6 +79,10 @@ export const restoreCommand: CommandModule<GlobalArgs, Args> = {
       })
       return result
     })
+    if (r === null) {
+      process.exitCode = EXIT.archived
+      return
+    }
     report(a, r, (Date.now() - started) / 1000, false)
   },
 }

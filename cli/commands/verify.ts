@@ -1,10 +1,11 @@
 import type { CommandModule } from 'yargs'
 import { existsSync, statSync } from 'node:fs'
-import { findSnapshot, isPackageName, verify, verifyFreeze, verifyPackage, type FreezeVerification, type VerifyReport } from '../../engine/index.js'
+import { findSnapshot, isPackageName, planRestore, verify, verifyFreeze, verifyPackage, type FreezeVerification, type VerifyReport } from '../../engine/index.js'
 import { prepareAudit } from '../audit-hook.js'
 import { CliError, EXIT, Progress, formatBytes, out, printJson, withRepo, type GlobalArgs } from '../common.js'
+import { ensureReadable, retrievalOptionsSpec, type RetrievalArgs } from '../retrieval.js'
 
-interface Args extends GlobalArgs {
+interface Args extends RetrievalArgs {
   snap?: string
   'read-data'?: boolean
   'read-data-subset'?: string
@@ -27,7 +28,8 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
       .positional('snap', { type: 'string', describe: 'check only this snapshot\'s trees; or an export package FILE.tar[.zst] to check against its manifests' })
       .option('read-data', { type: 'boolean', default: false, describe: 'read and check every pack' })
       .option('read-data-subset', { type: 'string', describe: 'read and check a random share of packs, e.g. 10%' })
-      .option('job', { type: 'string' }) as never,
+      .option('job', { type: 'string' })
+      .options(retrievalOptionsSpec) as never,
   handler: async (a) => {
     const readData = a['read-data'] ? 1 : a['read-data-subset'] ? parseSubset(a['read-data-subset']) : 0
     if (a.snap && isPackageName(a.snap)) {
@@ -36,17 +38,33 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
     }
     const audit = prepareAudit(a)
     let location = ''
+    let retrieval: Record<string, unknown> | null = null
     const { report, freeze } = await withRepo(a, async (repo): Promise<{ report: VerifyReport; freeze: FreezeVerification | null }> => {
       location = repo.remote.properties.location
       const snapshots = a.snap ? [await findSnapshot(repo, a.snap, { job: a.job })] : undefined
       const progress = new Progress(a)
       try {
-        const report = await verify(repo, { snapshots, readData, onProgress: (p) => progress.line(`verify: ${p.phase} ${p.done}${p.total ? `/${p.total}` : ''}`) })
+        const beforeReadData = repo.remote.archive
+          ? async (packs: ReadonlyMap<string, number>): Promise<boolean> => {
+            const r = await ensureReadable(repo, a, packs, { command: 'verify', printJson: false })
+            if (!r.ready) retrieval = r.doc
+            return r.ready
+          }
+          : undefined
+        const report = await verify(repo, { snapshots, readData, beforeReadData, onProgress: (p) => progress.line(`verify: ${p.phase} ${p.done}${p.total ? `/${p.total}` : ''}`) })
         // A freeze gets its verification report: every file re-read and checked, and the manifest digest.
         // Only when the structure is sound: the report reads through the index, which a damaged repository may lack.
         let freeze: FreezeVerification | null = null
         if (snapshots?.[0]?.kind === 'freeze' && report.ok) {
           await repo.syncIndex()
+          // It re-reads every file: in archive storage, only once the freeze's packs are retrieved.
+          if (repo.remote.archive && !retrieval) {
+            const plan = await planRestore(repo, { snapshot: snapshots[0], target: '/' })
+            const r = await ensureReadable(repo, a, plan.dataPacks, { command: 'verify', printJson: false })
+            if (!r.ready) retrieval = r.doc
+          }
+        }
+        if (snapshots?.[0]?.kind === 'freeze' && report.ok && !retrieval) {
           freeze = await verifyFreeze(repo, snapshots[0], { now: () => new Date(), onProgress: (p) => progress.line(`verify: files ${p.files}, ${formatBytes(p.bytes)}`) })
         }
         await audit.record(repo, {
@@ -62,7 +80,7 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
       }
     }, { syncIndex: false }) // reads index objects itself: works when one is damaged
     if (a.json) {
-      printJson(freeze ? { ...report, ok: report.ok && freeze.ok, freeze } : report)
+      printJson({ ...(freeze ? { ...report, ok: report.ok && freeze.ok, freeze } : report), ...(retrieval ?? {}) })
     } else if (freeze) {
       printFreezeReport(freeze, report, location)
     } else {
@@ -74,6 +92,7 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
       out(`${report.ok ? 'no errors' : `${report.findings.filter((f) => f.severity === 'error').length} errors`}: checked ${s.snapshots} snapshots, ${s.trees} trees, ${s.blobs} blobs, ${s.packs} packs${readData ? `; read ${s.packs_read} packs (${formatBytes(s.bytes_read)})` : ''}`)
     }
     if (!report.ok || (freeze && !freeze.ok)) process.exitCode = EXIT.failure
+    else if (retrieval) process.exitCode = EXIT.archived
   },
 }
 

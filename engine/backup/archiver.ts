@@ -593,7 +593,7 @@ class Archiver {
         for (const cut of chunker.push(view)) {
           if (slot < 0) slot = await this.pool.acquire() // backpressure: waits while every slot is in flight
           view.copy(this.pool.slotView(slot), fill, start, cut)
-          ids.push(this.storeChunk(slot, fill + cut - start))
+          ids.push(handled(this.storeChunk(slot, fill + cut - start)))
           slot = -1
           fill = 0
           start = cut
@@ -607,7 +607,7 @@ class Archiver {
         if (bytesRead < READ_BYTES) break // a short read of a regular file is its end: save a read
       }
       if (fill > 0) {
-        ids.push(this.storeChunk(slot, fill))
+        ids.push(handled(this.storeChunk(slot, fill)))
         slot = -1
       }
     } finally {
@@ -630,4 +630,14 @@ class Archiver {
       this.pool.release(slot)
     }
   }
+}
+
+/**
+ * `p`, with its rejection marked as handled: for promises collected now and awaited later (Promise.all after
+ * a read loop). Without it, a chunk whose upload fails while the loop still awaits a read is an unhandled
+ * rejection, which ends the process instead of failing the backup.
+ */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined)
+  return p
 }

@@ -83,3 +83,61 @@ t.test('env files', async (t) => {
   t.same(parseEnvFile('# aws\nAWS_ACCESS_KEY_ID=AKIA\nexport AWS_SECRET_ACCESS_KEY="s e"\n\nX=\'q\'\n', 'f'), { AWS_ACCESS_KEY_ID: 'AKIA', AWS_SECRET_ACCESS_KEY: 's e', X: 'q' })
   t.throws(() => parseEnvFile('ok=1\nnot a line\n', 'aws.env'), { message: 'aws.env:2: expected KEY=VALUE' })
 })
+
+t.test('jobs: the homelab example validates', async (t) => {
+  const { parseJobs, HOST_EXCLUDES } = await import('./jobs.js')
+  const c = parseConfigFile(
+    `remotes:
+  cold: { url: "s3://bucket/coldstore", storage_class: DEEP_ARCHIVE, region: eu-west-1 }
+  nas:  { url: "sftp://backup@nas.local/srv/coldstore" }
+jobs:
+  media:  { sources: [/srv/media], remote: cold, path: media, schedule: weekly, retention: { keep_weekly: 8, keep_monthly: 24 } }
+  photos: { sources: [/srv/immich], remote: cold, path: photos, schedule: daily, pre_hook: "pg_dump immich > /srv/immich/db.sql", nice: 10, ionice: idle, storage_class: GLACIER }
+  host:   { type: host, sources: [/etc, /home], remote: nas, schedule: "0 3 * * *", timezone: Europe/Berlin, missed: skip }
+  old:    { type: restic, sources: [/srv/old], restic_repository: /srv/restic-repo, password_file: /run/secrets/restic, schedule: daily, check: weekly }
+  manual: { sources: [/data], repo: /mnt/usb/coldstore }
+`,
+    FILE,
+  )
+  const jobs = parseJobs(c, { defaultTimezone: 'America/Chicago' })
+  t.same([...jobs.keys()], ['media', 'photos', 'host', 'old', 'manual'])
+  const media = jobs.get('media')!
+  t.equal(media.repo, 'cold://media')
+  t.equal(media.schedule?.cron, '0 3 * * 0')
+  t.equal(media.schedule?.timezone, 'America/Chicago', 'the default time zone')
+  t.same(media.retention, { keep_weekly: 8, keep_monthly: 24 })
+  t.equal(media.retries, 2)
+  const photos = jobs.get('photos')!
+  t.same(photos.preHooks, ['pg_dump immich > /srv/immich/db.sql'])
+  t.same(photos.remoteSettings, { storage_class: 'GLACIER' }, 'a job may pick its own storage class')
+  t.equal(photos.nice, 10)
+  const host = jobs.get('host')!
+  t.equal(host.oneFileSystem, true, 'host jobs stay on one file system')
+  t.same(host.excludes.slice(0, HOST_EXCLUDES.length), [...HOST_EXCLUDES], 'host jobs leave out /proc, /sys, /dev, caches...')
+  t.equal(host.schedule?.timezone, 'Europe/Berlin')
+  t.equal(host.missed, 'skip')
+  const old = jobs.get('old')!
+  t.equal(old.repo, null)
+  t.same(old.restic, { repository: '/srv/restic-repo', passwordFile: '/run/secrets/restic', checkSchedule: old.restic!.checkSchedule })
+  t.equal(old.restic!.checkSchedule?.cron, '0 3 * * 0')
+  t.equal(jobs.get('manual')!.schedule, null, 'no schedule: manual runs only')
+})
+
+t.test('jobs: errors name the key', async (t) => {
+  const { parseJobs } = await import('./jobs.js')
+  const base = 'remotes:\n  cold: { url: "s3://b" }\njobs:\n'
+  const cases: [string, RegExp][] = [
+    ['  a: { sources: [/x], remote: nope }', /jobs\.a\.remote: no remote named "nope" in remotes: \(defined: cold\)/],
+    ['  a: { sources: [/x] }', /jobs\.a: give remote:/],
+    ['  a: { sources: [x], remote: cold }', /jobs\.a\.sources: "x" is not an absolute path/],
+    ['  a: { sources: [/x], remote: cold, schedule: sometimes }', /jobs\.a\.schedule: schedule "sometimes"/],
+    ['  a: { sources: [/x], remote: cold, retention: { keep_dayly: 3 } }', /jobs\.a\.retention\.keep_dayly: unknown/],
+    ['  a: { sources: [/x], remote: cold, nice: 30 }', /jobs\.a\.nice: expected 0/],
+    ['  a: { sources: [/x], remote: cold, shedule: daily }', /jobs\.a\.shedule: unknown key/],
+    ['  a: { type: restic, sources: [/x] }', /jobs\.a\.restic_repository: required/],
+    ['  a: { sources: [/x], remote: cold, timezone: Nowhere/City, schedule: daily }', /jobs\.a\.schedule: unknown time zone/],
+  ]
+  for (const [text, match] of cases) {
+    t.throws(() => parseJobs(parseConfigFile(base + text, FILE)), { name: 'ConfigError', message: match }, text)
+  }
+})

@@ -108,30 +108,26 @@ const writeFd = (fd: number, buf: Buffer, position: number): Promise<void> =>
     go(0)
   })
 
+/** What selects the entries of a restore (RestoreOptions without how they are written). */
+export type RestoreSelection = Pick<RestoreOptions, 'snapshot' | 'path' | 'include' | 'exclude' | 'target'>
+
 /**
- * Restores a snapshot (or part of it) into a directory. Reads packs in
- * order with coalesced range reads, checks every blob (authentication and
- * id) before writing it, restores modes, owners, times, symlinks, hard links
- * and sparse files. Files whose data is damaged or missing are removed and
- * reported; everything else is restored.
+ * The entries a restore visits, streamed depth-first (a directory before what is in it), with where each
+ * goes. Paths are bytes so names that are not UTF-8 survive. With include patterns, a directory is only
+ * yielded once something below it is. A damaged or missing tree is reported to `onError` and loses what
+ * is below it, not the whole walk.
  */
-export async function restore(repo: Repository, o: RestoreOptions): Promise<RestoreResult> {
-  const trees = new TreeReader(repo)
+function entryWalker(trees: TreeReader, o: RestoreSelection): (onError: ((e: RestoreError) => void) | null) => AsyncGenerator<Entry> {
   const inc = o.include?.length ? new ExcludeMatcher(o.include, false) : null
   const exc = o.exclude?.length ? new ExcludeMatcher(o.exclude, false) : null
-  const result: RestoreResult = { files: 0, dirs: 0, bytes: 0, others: 0, errors: [] }
-  const owners = o.owners ?? (process.getuid?.() === 0)
-
-  // 1. Which entries go where, streamed depth-first (a directory before what is in it). Paths are bytes so
-  // names that are not UTF-8 survive. With --include, a directory is only yielded once something below it is.
   const targetB = Buffer.from(o.target)
-  const start = o.path && splitPath(o.path).length ? await trees.resolve(o.snapshot.tree, o.path) : null
   const wanted = (rel: string, name: string): 'yes' | 'no' | 'maybe' => {
     if (exc?.matches(rel, name)) return 'no'
     if (!inc) return 'yes'
     return inc.matches(rel, name) ? 'yes' : 'maybe'
   }
-  async function* walkEntries(reportErrors: boolean): AsyncGenerator<Entry> {
+  return async function* walkEntries(onError: ((e: RestoreError) => void) | null): AsyncGenerator<Entry> {
+    const start = o.path && splitPath(o.path).length ? await trees.resolve(o.snapshot.tree, o.path) : null
     const pending: Entry[] = [] // 'maybe' directories not yielded yet, outermost first
     function* flushPending(): Generator<Entry> {
       yield* pending
@@ -144,7 +140,7 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
         trees.prefetch(nodes)
       } catch (err) {
         // A damaged or missing tree loses what is below it, not the whole restore.
-        if (reportErrors) result.errors.push({ path: relDir || '/', message: `cannot read folder listing: ${(err as Error).message}`, blobId: treeId, packId: (err as { packId?: string }).packId })
+        onError?.({ path: relDir || '/', message: `cannot read folder listing: ${(err as Error).message}`, blobId: treeId, packId: (err as { packId?: string }).packId })
         return
       }
       for (const n of nodes) {
@@ -179,6 +175,54 @@ export async function restore(repo: Repository, o: RestoreOptions): Promise<Rest
       yield* visit(o.snapshot.tree, '', targetB, false)
     }
   }
+}
+
+/** What a restore would read: totals, and every pack (with its size) holding data of the selected files. */
+export interface RestorePlan {
+  files: number
+  bytes: number
+  /** Data packs the restore reads, by pack id, with their sizes in bytes. */
+  dataPacks: Map<string, number>
+  /** Blobs of selected files that no index names (the restore would report those files as damaged). */
+  missingBlobs: number
+}
+
+/**
+ * Plans a restore without writing anything: which data packs it needs (for archive storage classes, where
+ * packs must be retrieved before they can be read). Trees are read (metadata packs are always hot).
+ */
+export async function planRestore(repo: Repository, o: RestoreSelection): Promise<RestorePlan> {
+  const trees = new TreeReader(repo)
+  const plan: RestorePlan = { files: 0, bytes: 0, dataPacks: new Map(), missingBlobs: 0 }
+  for await (const e of entryWalker(trees, o)(null)) {
+    if (e.node.type !== 'file') continue
+    plan.files++
+    plan.bytes += e.node.size ?? 0
+    for (const id of e.node.chunks ?? []) {
+      const loc = repo.lookup(id)
+      if (!loc) {
+        plan.missingBlobs++
+        continue
+      }
+      if (!plan.dataPacks.has(loc.packId)) plan.dataPacks.set(loc.packId, repo.cache.getPack(loc.packId)?.size ?? 0)
+    }
+  }
+  return plan
+}
+
+/**
+ * Restores a snapshot (or part of it) into a directory. Reads packs in
+ * order with coalesced range reads, checks every blob (authentication and
+ * id) before writing it, restores modes, owners, times, symlinks, hard links
+ * and sparse files. Files whose data is damaged or missing are removed and
+ * reported; everything else is restored.
+ */
+export async function restore(repo: Repository, o: RestoreOptions): Promise<RestoreResult> {
+  const trees = new TreeReader(repo)
+  const result: RestoreResult = { files: 0, dirs: 0, bytes: 0, others: 0, errors: [] }
+  const owners = o.owners ?? (process.getuid?.() === 0)
+  const walker = entryWalker(trees, o)
+  const walkEntries = (reportErrors: boolean): AsyncGenerator<Entry> => walker(reportErrors ? (e) => result.errors.push(e) : null)
 
   // 2. A first pass that keeps nothing: totals for progress, and unless --overwrite, refuse before writing anything.
   let totalFiles = 0

@@ -19,6 +19,7 @@ export type FindingKind =
   | 'missing_blob'
   | 'damaged_snapshot'
   | 'damaged_tree'
+  | 'archived_packs_unread'
 
 /** One problem found. `error` findings make the repository fail verification; `warning` ones do not. */
 export interface Finding {
@@ -38,6 +39,12 @@ export interface VerifyOptions {
   snapshots?: readonly Snapshot[]
   /** Read and check pack contents: every pack (1) or a random fraction of them (0 < f < 1). 0/undefined: structure only. */
   readData?: number
+  /**
+   * Called with the data packs (id → size) the data check is about to read. Returning false leaves them
+   * unread (archive storage classes whose retrieval is not done yet): the report then carries an
+   * `archived_packs_unread` warning and metadata packs are still read.
+   */
+  beforeReadData?: (dataPacks: ReadonlyMap<string, number>) => Promise<boolean>
   onProgress?: (p: { phase: string; done: number; total: number }) => void
 }
 
@@ -161,6 +168,19 @@ export async function verify(repo: Repository, o: VerifyOptions = {}): Promise<V
         ;[ids[i], ids[j]] = [ids[j], ids[i]]
       }
       ids = ids.slice(0, n).sort()
+    }
+    if (o.beforeReadData) {
+      const data = new Map<string, number>()
+      for (const id of ids) {
+        const p = packs.get(id)!
+        if (p.kind === 'data') data.set(id, p.size)
+      }
+      if (data.size > 0 && !(await o.beforeReadData(data))) {
+        ids = ids.filter((id) => !data.has(id))
+        let bytes = 0
+        for (const size of data.values()) bytes += size
+        findings.push({ kind: 'archived_packs_unread', severity: 'warning', message: `${data.size} data packs (${bytes} bytes) are in archive storage and were not read: request their retrieval (--request-retrieval) and verify again once they are readable` })
+      }
     }
     let read = 0
     await forEachLimit(ids, Math.max(2, repo.remote.properties.maxConnections), async (id) => {
