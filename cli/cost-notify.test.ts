@@ -112,9 +112,14 @@ ${extra}`
   r = await cli(['cost', '--repo', tr.repoDir, '--forget', 'abcdef0123'], { ...env, COLDSTORE_PASSWORD: PASSWORD })
   t.equal(r.code, 2)
   t.match(r.stderr, /--forget: no snapshot abcdef0123/)
-  r = await cli(['cost', '--repo', tr.repoDir, '--keep-last', '1'], { ...env, COLDSTORE_PASSWORD: PASSWORD })
-  t.equal(r.code, 2, 'until the retention engine is merged, --keep-... says so')
-  t.match(r.stderr, /--keep-\.\.\. needs the retention engine/)
+  // --keep-...: forget's rules pick the snapshots (keep the newest one: the first one goes).
+  r = await cli(['cost', '--repo', tr.repoDir, '--keep-last', '1', '--json'], { ...env, COLDSTORE_PASSWORD: PASSWORD })
+  t.equal(r.code, 0, r.stderr)
+  const kept = (JSON.parse(r.stdout.toString()) as { repositories: { retention: { remove: string[]; freed: { objects: number; bytes: number } } }[] }).repositories[0].retention
+  t.same(kept.remove, [snaps[0].id], '--keep-last 1 removes the older snapshot')
+  t.same(kept.freed, ret.freed, 'and frees what --forget of it frees')
+  r = await cli(['cost', '--repo', tr.repoDir, '--keep-within', '3w'], { ...env, COLDSTORE_PASSWORD: PASSWORD })
+  t.equal(r.code, 2, 'a bad duration is a usage error')
 
   // cost --notify: above the threshold, the webhook gets cost_threshold.
   writeFileSync(cfg, yaml().replace('cost_threshold_usd: 0.5', 'cost_threshold_usd: 0.000001'))

@@ -8,8 +8,8 @@
 import { readFileSync } from 'node:fs'
 import type { CommandModule } from 'yargs'
 import {
-  NotFoundError, closeRepository, costThresholdEvent, estimateRepositoryCost, findSnapshot, formatWait, listSnapshots, openRepository, parseJobs, parseNotify, parsePrices,
-  type ColdstoreConfig, type EarlyDeletion, type JobDefinition, type PricedSet, type PriceTable, type Repository, type RepositoryCost, type Snapshot,
+  NotFoundError, applyRetention, parseRetentionDuration, closeRepository, costThresholdEvent, estimateRepositoryCost, findSnapshot, formatWait, listSnapshots, openRepository, parseJobs, parseNotify, parsePrices,
+  type ColdstoreConfig, type EarlyDeletion, type JobDefinition, type PricedSet, type PriceTable, type Repository, type RepositoryCost, type RetentionPolicy, type Snapshot,
 } from '../../engine/index.js'
 import { configPath, loadConfig, resolveLocation } from '../config-file.js'
 import { CliError, EXIT, Progress, cacheDir, formatBytes, out, password, printJson, remoteOptions, repoLocation, type GlobalArgs } from '../common.js'
@@ -41,18 +41,14 @@ export interface KeepRules {
   tags?: string[]
 }
 
-/**
- * SEAM (retention engine): the ids of the snapshots `rules` would remove. The retention engine
- * (engine/retention, branch prune: `applyRetention(snapshots, policy, { now, timeZone })`, restic's forget
- * semantics) is not on main when this was written. Once it is, this body becomes
- * `return applyRetention(snapshots, toPolicy(rules), { now, timeZone }).remove.map((r) => r.id)`;
- * everything else (the byte accounting, the output) already works from a list of ids (`--forget ID`).
- */
+/** The ids of the snapshots `rules` would remove: the retention engine (restic's forget rules, as `coldstore forget`); freezes never. */
 export function retentionRemovals(snapshots: readonly Snapshot[], rules: KeepRules, o: { now: Date; timeZone: string }): string[] {
-  void snapshots
-  void rules
-  void o
-  throw new CliError('--keep-... needs the retention engine, which this build does not have yet: name the snapshots a change would remove with --forget ID', EXIT.usage)
+  const policy: RetentionPolicy = {
+    last: rules.last, hourly: rules.hourly, daily: rules.daily, weekly: rules.weekly, monthly: rules.monthly, yearly: rules.yearly,
+    within: rules.within === undefined ? undefined : parseRetentionDuration(rules.within),
+    tags: rules.tags?.map((l) => l.split(',').map((x) => x.trim())),
+  }
+  return applyRetention(snapshots, policy, { now: o.now, timeZone: o.timeZone }).remove.map((r) => r.id)
 }
 
 function keepRules(a: Args): KeepRules | null {
