@@ -290,6 +290,9 @@ export class Progress {
   private readonly quiet: boolean
   private last = 0
   private drawn = false
+  /** Non-TTY: the newest state not printed yet, and whether any line was printed. */
+  private pending: string | null = null
+  private printed = false
   private readonly started = Date.now()
   private readonly everyMs: number
 
@@ -297,20 +300,27 @@ export class Progress {
     this.tty = Boolean(process.stderr.isTTY)
     this.quiet = Boolean(a.quiet)
     this.everyMs = this.tty ? 100 : Number(process.env.COLDSTORE_PROGRESS_INTERVAL_MS ?? 5000)
+    // In logs, an operation shorter than one interval prints no progress at all (not a line of its first moment).
+    if (!this.tty) this.last = this.started
   }
 
   /** Shows a free-form status line (throttled unless `force`). */
   line(text: string, force = false): void {
     if (this.quiet) return
     const now = Date.now()
-    if (!force && now - this.last < this.everyMs) return
+    if (!force && now - this.last < this.everyMs) {
+      if (!this.tty) this.pending = text
+      return
+    }
     this.last = now
+    this.pending = null
     if (this.tty) {
       const cols = process.stderr.columns || 100
       process.stderr.write(`\r\x1b[K${text.length > cols - 1 ? text.slice(0, cols - 2) + '…' : text}`)
       this.drawn = true
     } else {
       process.stderr.write(text + '\n')
+      this.printed = true
     }
   }
 
@@ -333,9 +343,11 @@ export class Progress {
     this.line(text, force)
   }
 
-  /** Clears the bar. */
+  /** Clears the bar; in logs, prints the final state when earlier lines were printed (so the last line is complete). */
   done(): void {
     if (this.tty && this.drawn) process.stderr.write('\r\x1b[K')
+    if (!this.tty && this.printed && this.pending !== null && !this.quiet) process.stderr.write(this.pending + '\n')
+    this.pending = null
     this.drawn = false
   }
 }
