@@ -17,6 +17,7 @@ export type EngineErrorCode =
   | 'ESOURCE'
   | 'EFORMAT'
   | 'EARCHIVED'
+  | 'EINTERRUPTED'
 
 export interface EngineErrorOptions {
   cause?: unknown
@@ -132,6 +133,16 @@ export class ArchivedError extends EngineError {
     this.objectName = objectName
     this.storageClass = fields.storageClass
     this.restoring = fields.restoring
+  }
+}
+
+/**
+ * An operation stopped because its caller asked it to (an aborted AbortSignal: SIGTERM to a job). What was
+ * stored before the stop is durable and indexed, so the next run reuses it; nothing was left half-written.
+ */
+export class InterruptedError extends EngineError {
+  constructor(message = 'interrupted', options?: EngineErrorOptions) {
+    super('EINTERRUPTED', message, options)
   }
 }
 

@@ -7,7 +7,7 @@
  */
 export {
   EngineError, NotFoundError, IntegrityError, ConfigError, UsageError, RemoteError, PasswordError, KeyError,
-  ExistsError, SourceError, FormatError, ArchivedError, isNotFound,
+  ExistsError, SourceError, FormatError, ArchivedError, InterruptedError, isNotFound,
 } from './errors.js'
 export type { EngineErrorCode } from './errors.js'
 export type { BlobId, PackId, SnapshotId, BlobType } from './types.js'
