@@ -24,6 +24,10 @@ import { snapshotsCommand } from './commands/snapshots.js'
 import { verifyCommand } from './commands/verify.js'
 import { auditCommand } from './commands/audit.js'
 import { exportCommand } from './commands/export.js'
+import { runCommand } from './commands/run.js'
+import { jobsCommand } from './commands/jobs.js'
+import { logCommand } from './commands/log.js'
+import { daemonCommand } from './commands/daemon.js'
 
 async function main(): Promise<void> {
   const cli = yargs(hideBin(process.argv))
@@ -51,6 +55,10 @@ async function main(): Promise<void> {
     .command(resumeCommand)
     .command(auditCommand)
     .command(exportCommand)
+    .command(runCommand)
+    .command(jobsCommand)
+    .command(logCommand)
+    .command(daemonCommand)
     .demandCommand(1, 'give a command; see coldstore --help')
     .strict()
     .version(VERSION)

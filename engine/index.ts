@@ -28,7 +28,10 @@ export {
 } from './cost/index.js'
 export { SCHEDULE_PRESETS, missedRuns, nextRun, parseSchedule, previousRun, type Schedule } from './schedule/index.js'
 export { verify, repairIndex, type VerifyOptions, type VerifyReport, type Finding, type FindingKind, type RepairIndexResult } from './verify/index.js'
-export { SnapshotView, VfsFile, ChunkCache, FREEZES_FOLDER, LATEST_FOLDER, type VfsEntry, type SnapshotViewOptions, type ChunkCacheOptions } from './vfs/index.js'
+export {
+  SnapshotView, JobsView, VfsFile, ChunkCache, FREEZES_FOLDER, LATEST_FOLDER,
+  type VfsEntry, type SnapshotViewOptions, type ChunkCacheOptions, type BrowseView, type JobFolder,
+} from './vfs/index.js'
 export {
   freeze, verifyFreeze, adoptUnindexedPacks, captureGit, gitToplevel, protectedPacks, packsOfSnapshot, isFreezeProtected, parseComplianceTemplates,
   findComplianceTemplate, checkRequiredFields, manifestDigest, canonicalManifest, FREEZE_INFO_FOLDER, FREEZE_FIELDS,
@@ -40,6 +43,7 @@ export {
   CONFIG_SECTIONS, REMOTE_SETTINGS, parseConfigFile, parseEnvFile, resolveRemoteUrl,
   type ColdstoreConfig, type RemoteDefinition, type ResolvedRemote,
   HOST_EXCLUDES, JOB_TYPES, parseDuration, parseJobs, type JobDefinition, type JobRetention, type JobType, type MissedPolicy,
+  parseDaemonSection, parseServerSection, type DaemonSettings, type ServerSettings,
 } from './config/index.js'
 export type { ObjectProtection, ProtectionRequest, ArchiveAccess, ArchiveState, RetrievalTier, OpenRemoteOptions, RemoteSettings } from './remote/index.js'
 export {
@@ -51,3 +55,12 @@ export {
   GithubError, DEFAULT_GITHUB_API_URL,
   type ExportOptions, type ExportResult, type ExportProgress, type PackageReport, type PackageProblem, type GithubReleaseOptions, type GithubReleaseResult, type ReleaseAsset,
 } from './export/index.js'
+export {
+  Daemon, JobLocks, Journal, ManualClock, formatJournalEvent, engineWork, resticWork, runJob, jobStatuses, readJournalState, readRun, findRunDay, summarizeRuns,
+  newRunId, isRunId, jobLockName, isProcessAlive, processIdentity, dayOf, resticKeepArgs, isRetryable,
+  type Clock, type DaemonOptions, type DaemonRun, type WorkerRequest, type WorkerHandle, type StartWorker, type RunRequestResult,
+  type RunKind, type RunTrigger, type RunPhase, type RunResult, type RunStats, type RetentionOutcome, type CheckOutcome, type ProcessIdentity,
+  type JournalEvent, type FinishedEvent, type MissedEvent, type SkippedEvent, type JournalState, type JournalFinding, type MaintenanceReport,
+  type RunSummary, type JobStatus, type RunBrief, type Health, type LockRecord, type HeldLock,
+  type RunJobOptions, type RunOutcome, type JobWork, type AttemptContext, type JobEvent, type JobEventSink,
+} from './jobs/index.js'

@@ -7,3 +7,4 @@ export {
   type ColdstoreConfig, type RemoteDefinition, type ResolvedRemote,
 } from './config.js'
 export { HOST_EXCLUDES, JOB_TYPES, parseDuration, parseJobs, type JobDefinition, type JobRetention, type JobType, type MissedPolicy } from './jobs.js'
+export { parseDaemonSection, parseServerSection, type DaemonSettings, type ServerSettings } from './server.js'
