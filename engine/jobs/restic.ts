@@ -207,7 +207,8 @@ export async function resticForget(c: ResticContext, o: { job: string; retention
   const args = ['forget', '--json', '--prune', '--tag', resticJobTag(o.job), ...resticKeepArgs(o.retention)]
   let out = ''
   const exit = await runRestic(c, args, (line) => {
-    if (line.startsWith('[')) out = line
+    // The JSON document is one line; prune's progress lines ("[0:00] 100.00% ...") also start with '['.
+    if (out === '' && (line.startsWith('[{') || line === '[]' || line === 'null')) out = line
     else if (line.trim() !== '') c.onLog('info', line)
   })
   if (exit.code !== 0) return { ok: false, kept: 0, removed: 0, removed_ids: [], error: failure('forget', exit, null) }
