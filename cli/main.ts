@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     .option('config', { type: 'string', describe: 'configuration file (env COLDSTORE_CONFIG; default $XDG_CONFIG_HOME/coldstore/coldstore.yaml)', global: true })
     .option('password-file', { type: 'string', describe: 'read the password from this file (env COLDSTORE_PASSWORD_FILE, COLDSTORE_PASSWORD)', global: true })
     .option('cache-dir', { type: 'string', describe: 'local cache directory (default $XDG_CACHE_HOME/coldstore)', global: true })
+    .option('state-dir', { type: 'string', describe: 'jobs: locks and run journal (env COLDSTORE_STATE_DIR; default $XDG_STATE_HOME/coldstore)', global: true })
     .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output', global: true })
     .option('audit-key', { type: 'string', describe: 'sign audit entries with this Ed25519 private key PEM (env COLDSTORE_AUDIT_KEY)', global: true })

@@ -58,7 +58,7 @@ function access(config: ColdstoreConfig, s: ServerSettings, host: string): { aut
  * job over each job's repository. A repository that cannot be opened (not initialized yet, no password)
  * is a warning and its jobs' folders stay empty.
  */
-async function openViews(a: Args, l: LoadedJobs, s: ServerSettings): Promise<{ view: BrowseView; repos: Repository[] }> {
+async function openViews(a: Args, l: LoadedJobs, s: ServerSettings): Promise<{ view: BrowseView; repos: Repository[]; refresh(): Promise<void> }> {
   const repos: Repository[] = []
   const views = new Map<string, SnapshotView | null>()
   const open = async (location: string, job: JobDefinition | null): Promise<SnapshotView | null> => {
@@ -78,13 +78,15 @@ async function openViews(a: Args, l: LoadedJobs, s: ServerSettings): Promise<{ v
   }
   if (s.repo) {
     const v = await open(s.repo, null)
-    if (v) return { view: v, repos }
+    if (v) return { view: v, repos, refresh: () => v.refresh(true) }
   }
   const folders: { name: string; view: SnapshotView | null }[] = []
   for (const job of l.jobs.values()) folders.push({ name: job.name, view: job.repo ? await open(job.repo, job) : null })
-  const distinct = new Set(folders.filter((f) => f.view).map((f) => f.view))
-  if (!s.repo && distinct.size === 1 && folders.every((f) => f.view || !l.jobs.get(f.name)?.repo)) return { view: [...distinct][0]!, repos }
-  return { view: new JobsView(folders), repos }
+  const distinct = [...new Set(folders.map((f) => f.view).filter((v): v is SnapshotView => v !== null))]
+  // New snapshots show at once after a run (and within 5 s otherwise).
+  const refresh = async (): Promise<void> => void (await Promise.all(distinct.map((v) => v.refresh(true))))
+  if (!s.repo && distinct.length === 1 && folders.every((f) => f.view || !l.jobs.get(f.name)?.repo)) return { view: distinct[0], repos, refresh }
+  return { view: new JobsView(folders), repos, refresh }
 }
 
 /** COLDSTORE_TEST_CLOCK=ISO: a clock set through stdin lines `now ISO` (tests drive the schedule with it). */
@@ -103,8 +105,7 @@ export const daemonCommand: CommandModule<JobsArgs, Args> = {
     y
       .option('listen', { type: 'string', describe: 'HOST:PORT (default server.listen of the configuration, else 127.0.0.1:8088)' })
       .option('grace', { type: 'string', describe: 'on SIGTERM, how long running jobs may take to finish before they are stopped (default daemon.shutdown_grace, else 5s)' })
-      .option('server', { type: 'boolean', default: true, describe: 'serve browsing and the API (--no-server: schedule only)' })
-      .option('state-dir', { type: 'string', describe: 'locks and run journal (env COLDSTORE_STATE_DIR; default $XDG_STATE_HOME/coldstore)' }) as never,
+      .option('server', { type: 'boolean', default: true, describe: 'serve browsing and the API (--no-server: schedule only)' }) as never,
   handler: async (a) => {
     const loaded = loadJobs(a)
     const settings = parseServerSection(loaded.config)
@@ -126,13 +127,16 @@ export const daemonCommand: CommandModule<JobsArgs, Args> = {
       jobs: loaded.jobs, journal: state.journal, locks: state.locks, clock, host: state.host, stateDir: state.dir,
       startWorker: (r) => startWorker(a, loaded, state.dir, r),
       onEvent: jobEventSink(loaded.config, log), log, journalDays: loaded.daemon.journalDays, listen: a.server ? listen : null,
+      onRunEnded: () => refreshViews(),
     })
+    let refreshViews = async (): Promise<void> => undefined
 
     let server: RunningServer | null = null
     let repos: Repository[] = []
     if (acc) {
       const opened = await openViews(a, loaded, settings)
       repos = opened.repos
+      refreshViews = opened.refresh
       try {
         server = await startServer({
           view: opened.view, host, port, auth: acc.auth, tls: acc.tls, log,

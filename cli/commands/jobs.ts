@@ -23,7 +23,7 @@ function lastText(j: JobStatus): string {
 export const jobsCommand: CommandModule<JobsArgs, JobsArgs> = {
   command: 'jobs',
   describe: "list the configuration's jobs: last run, last success, next run, health",
-  builder: (y) => y.option('state-dir', { type: 'string', describe: 'locks and run journal (env COLDSTORE_STATE_DIR)' }) as never,
+  builder: (y) => y as never,
   handler: async (a) => {
     const loaded = loadJobs(a)
     const state = openJobState(a, loaded)

@@ -28,8 +28,7 @@ export const logCommand: CommandModule<JobsArgs, Args> = {
       .option('run', { type: 'string', describe: 'show this run: its events (the run id from coldstore log or jobs)' })
       .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing events as they are written (with --run: until the run ends)' })
       .option('limit', { type: 'number', default: 20, describe: 'runs listed' })
-      .option('verify', { type: 'boolean', default: false, describe: "check the journal's files against its manifest (BLAKE3 digests)" })
-      .option('state-dir', { type: 'string', describe: 'locks and run journal (env COLDSTORE_STATE_DIR)' }) as never,
+      .option('verify', { type: 'boolean', default: false, describe: "check the journal's files against its manifest (BLAKE3 digests)" }) as never,
   handler: async (a) => {
     const loaded = loadJobs(a)
     if (a.job) findJob(loaded, a.job)

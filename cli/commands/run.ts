@@ -23,7 +23,6 @@ export const runCommand: CommandModule<JobsArgs, Args> = {
   builder: (y) =>
     y
       .positional('job', { type: 'string', demandOption: true, describe: 'job name (from jobs: in the configuration)' })
-      .option('state-dir', { type: 'string', describe: 'locks and run journal (env COLDSTORE_STATE_DIR; default $XDG_STATE_HOME/coldstore)' })
       .option('wait', { type: 'boolean', default: false, describe: 'when the job is already running, wait for it instead of exiting with code 5' })
       .option('check', { type: 'boolean', default: false, describe: "check the job's repository (restic check / coldstore verify) instead of backing up" })
       .option('retries', { type: 'number', describe: "attempts after a failure (default: the job's retries)" })

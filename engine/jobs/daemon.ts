@@ -20,11 +20,11 @@ import { missedRuns, nextRun, previousRun, type Schedule } from '../schedule/ind
 import type { Clock } from './clock.js'
 import type { JournalEvent, MissedEvent, RunKind, RunTrigger } from './events.js'
 import { jobStatus, lateToleranceMs, runReference, type JobStatus } from './health.js'
-import type { Journal } from './journal.js'
+import { dayOf, type Journal } from './journal.js'
 import type { JobLocks, LockRecord } from './lock.js'
 import { isProcessAlive } from './process-identity.js'
 import { jobLockName, type JobEventSink } from './runner.js'
-import { newRunId, type RunSummary } from './runs.js'
+import { newRunId, runDay, type RunSummary } from './runs.js'
 import { findRunDay, readJournalState, readRun, type JournalState } from './state.js'
 
 /** What the daemon asks a worker to do. */
@@ -80,6 +80,8 @@ export interface DaemonOptions {
   journalDays?: number
   /** Shown in the daemon's journal events. */
   listen?: string | null
+  /** Called when a run's worker has exited, before the run's end is logged (the CLI refreshes its browsing views). */
+  onRunEnded?: (r: WorkerRequest) => void | Promise<void>
   /** Waits in real time during shutdown (default setTimeout): the grace period is wall time. */
   delay?: (ms: number) => Promise<void>
 }
@@ -169,14 +171,38 @@ export class Daemon {
     return state.runs.filter((r) => o.job === undefined || r.job === o.job).reverse().slice(0, o.limit ?? 50)
   }
 
-  /** One run and its events. */
-  run(id: string): Promise<{ run: RunSummary; events: JournalEvent[] } | null> {
-    return readRun(this.o.journal, id, alive(this.o.host))
+  /** The run of one of this daemon's workers, by id. */
+  private mine(id: string): DaemonRun | undefined {
+    return [...this.workers.values()].find((w) => w.info.run === id)?.info
+  }
+
+  /**
+   * One run and its events. A run this daemon just started whose worker has not written its first event
+   * yet is reported as running, with no events.
+   */
+  async run(id: string): Promise<{ run: RunSummary; events: JournalEvent[] } | null> {
+    const found = await readRun(this.o.journal, id, alive(this.o.host))
+    if (found) return found
+    const w = this.mine(id)
+    if (!w) return null
+    return {
+      run: {
+        id, job: w.job, kind: w.kind, trigger: w.trigger, scheduled_for: w.scheduledFor?.toISOString() ?? null, started: this.o.clock.now().toISOString(),
+        finished: null, state: 'running', result: null, phase: null, attempt: 1, retry_at: null, error: null, duration_ms: null, snapshot: null,
+        stats: null, retention: null, check: null, progress: null, exit_code: null, process: null,
+      },
+      events: [],
+    }
   }
 
   /** A run's events, then new ones as they are written, until its finished event or `signal`. */
   async *follow(id: string, signal: AbortSignal): AsyncGenerator<JournalEvent> {
-    const day = await findRunDay(this.o.journal, id)
+    let day = await findRunDay(this.o.journal, id)
+    if (!day && this.mine(id)) {
+      // Started here, first event not written yet: from the day before the earlier of its id's and today.
+      const first = [runDay(id), this.o.journal.today()].sort()[0]
+      day = dayOf(new Date(Date.parse(`${first}T00:00:00Z`) - 86_400_000))
+    }
     if (!day) return
     const ac = new AbortController()
     const stop = (): void => ac.abort()
@@ -317,6 +343,7 @@ export class Daemon {
   private async workerExited(req: WorkerRequest, handle: WorkerHandle, exit: { code: number | null; signal: NodeJS.Signals | null }): Promise<void> {
     const name = req.job.name
     try {
+      await Promise.resolve(this.o.onRunEnded?.(req)).catch((err: unknown) => this.log(`${name}: after run ${req.run}: ${(err as Error).message}`))
       const found = await readRun(this.o.journal, req.run, alive(this.o.host))
       const how = exit.code !== null ? `exit code ${exit.code}` : `signal ${exit.signal}`
       if (!found || found.run.state === 'running' || (found.run.result === 'interrupted' && !found.events.some((e) => e.type === 'finished'))) {

@@ -120,6 +120,11 @@ export class Journal {
     this.locks = o.locks
   }
 
+  /** The UTC day events are being written into now. */
+  today(): string {
+    return dayOf(this.now())
+  }
+
   /** Appends one event (its version and time added) to today's file, in one write; returns it. */
   async append(input: JournalEventInput): Promise<JournalEvent> {
     const t = this.now()
