@@ -356,7 +356,8 @@ export class Daemon {
             job_type: req.job.type, pid: handle.pid ?? 0, host: this.o.host, boot_id: null, proc_start: null,
           })
         }
-        const result = this.stopping && exit.signal ? 'interrupted' : found ? 'interrupted' : 'failed'
+        // Lost mid-run (or stopped during shutdown): interrupted; never got to start its run: failed.
+        const result = found || (this.stopping && exit.signal) ? 'interrupted' : 'failed'
         const ev = await this.o.journal.append({
           type: 'finished', run: req.run, job: name, kind: req.kind, result, error, attempts: found?.run.attempt ?? 1,
           duration_ms: 0, snapshot: null, stats: null, retention: null, check: null, exit_code: exit.code ?? 128,
