@@ -347,7 +347,7 @@ server:
     b.child.kill('SIGKILL')
   })
   await Promise.all([a.firstStdoutLine(), b.firstStdoutLine()])
-  const ends = [a, b].map((p) => p.next(/shared: run \S+ (success|skipped)/))
+  const ends = [a, b].map((p) => p.next(/shared: run \S+ (success|skipped|failed|interrupted|warning)/))
   for (const p of [a, b]) p.child.stdin!.write('now 2026-07-01T04:00:00Z\n')
   const results = (await Promise.all(ends)).map((m) => m[1]).sort()
   t.same(results, ['skipped', 'success'], 'one ran it, the other found it running')

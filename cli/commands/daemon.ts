@@ -153,9 +153,13 @@ export const daemonCommand: CommandModule<JobsArgs, Args> = {
     log(`daemon: ${loaded.jobs.size} job${loaded.jobs.size === 1 ? '' : 's'}, state in ${state.dir}${server ? `, serving at ${server.url}` : ''}`)
     if (a.json) process.stdout.write(JSON.stringify({ pid: process.pid, url: server?.url ?? null, state_dir: state.dir, jobs: [...loaded.jobs.keys()] }) + '\n')
 
+    let stopOnStdinEnd: (() => void) | null = null
     if (manual) {
       // Test hook: `now ISO` lines move the clock; each is answered on stderr once the scheduler has acted.
-      createInterface({ input: process.stdin }).on('line', (line) => {
+      // The end of stdin (the test is gone) stops the daemon like SIGTERM.
+      const rl = createInterface({ input: process.stdin })
+      rl.on('close', () => stopOnStdinEnd?.())
+      rl.on('line', (line) => {
         const m = /^now\s+(\S+)$/.exec(line.trim())
         const d = m ? new Date(m[1]) : null
         if (!d || Number.isNaN(d.getTime())) return log(`test clock: ignored ${JSON.stringify(line)}`)
@@ -183,6 +187,9 @@ export const daemonCommand: CommandModule<JobsArgs, Args> = {
       }
       process.on('SIGINT', stop)
       process.on('SIGTERM', stop)
+      stopOnStdinEnd = () => {
+        if (!stopping) stop('SIGTERM')
+      }
     })
     log('daemon stopped')
     // stdin (test clock) keeps the loop alive otherwise.
