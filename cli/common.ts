@@ -23,6 +23,8 @@ export const EXIT = {
   partial: 3,
   /** Data is in an archive storage class and not readable yet: a retrieval must be requested, or is still in progress. */
   archived: 4,
+  /** `coldstore run`: the job is already running (in another process or daemon) and --wait was not given. */
+  busy: 5,
   noRepository: 10,
   password: 12,
 } as const

@@ -31,6 +31,10 @@ import { costCommand } from './commands/cost.js'
 import { notifyCommand } from './commands/notify.js'
 import { forgetCommand } from './commands/forget.js'
 import { pruneCommand } from './commands/prune.js'
+import { runCommand } from './commands/run.js'
+import { jobsCommand } from './commands/jobs.js'
+import { logCommand } from './commands/log.js'
+import { daemonCommand } from './commands/daemon.js'
 
 async function main(): Promise<void> {
   const cli = yargs(hideBin(process.argv))
@@ -40,6 +44,7 @@ async function main(): Promise<void> {
     .option('config', { type: 'string', describe: 'configuration file (env COLDSTORE_CONFIG; default $XDG_CONFIG_HOME/coldstore/coldstore.yaml)', global: true })
     .option('password-file', { type: 'string', describe: 'read the password from this file (env COLDSTORE_PASSWORD_FILE, COLDSTORE_PASSWORD)', global: true })
     .option('cache-dir', { type: 'string', describe: 'local cache directory (default $XDG_CACHE_HOME/coldstore)', global: true })
+    .option('state-dir', { type: 'string', describe: 'jobs: locks and run journal (env COLDSTORE_STATE_DIR; default $XDG_STATE_HOME/coldstore)', global: true })
     .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output', global: true })
     .option('limit-upload', { type: 'string', describe: 'average upload rate at most, like 20MiB/s (KiB/s, MiB/s, GiB/s, KB/s, MB/s, GB/s, or bytes/s)', global: true, coerce: parseRateOption('limit-upload') })
@@ -64,6 +69,10 @@ async function main(): Promise<void> {
     .command(notifyCommand)
     .command(forgetCommand)
     .command(pruneCommand)
+    .command(runCommand)
+    .command(jobsCommand)
+    .command(logCommand)
+    .command(daemonCommand)
     .demandCommand(1, 'give a command; see coldstore --help')
     .strict()
     .version(VERSION)

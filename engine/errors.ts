@@ -17,6 +17,7 @@ export type EngineErrorCode =
   | 'ESOURCE'
   | 'EFORMAT'
   | 'EARCHIVED'
+  | 'EINTERRUPTED'
 
 export interface EngineErrorOptions {
   cause?: unknown
@@ -145,6 +146,16 @@ export class LockedError extends EngineError {
   constructor(holder: string, message?: string, options?: EngineErrorOptions) {
     super('ELOCKED', message ?? `locked by ${holder}`, options)
     this.holder = holder
+  }
+}
+
+/**
+ * An operation stopped because its caller asked it to (an aborted AbortSignal: SIGTERM to a job). What was
+ * stored before the stop is durable and indexed, so the next run reuses it; nothing was left half-written.
+ */
+export class InterruptedError extends EngineError {
+  constructor(message = 'interrupted', options?: EngineErrorOptions) {
+    super('EINTERRUPTED', message, options)
   }
 }
 

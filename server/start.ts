@@ -1,13 +1,13 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { isIP, type AddressInfo, type Socket } from 'node:net'
-import type { SnapshotView } from '../engine/index.js'
+import type { BrowseView } from '../engine/index.js'
 import type { AuthConfig } from './auth.js'
-import { WRITE_METHODS, createDavHandler } from './dav-handler.js'
+import { WRITE_METHODS, createDavHandler, type DavHandlerOptions } from './dav-handler.js'
 
 /** Options of `startServer`. */
 export interface StartServerOptions {
-  view: SnapshotView
+  view: BrowseView
   host: string
   /** 0 picks a free port. */
   port: number
@@ -16,6 +16,8 @@ export interface StartServerOptions {
   tls?: { cert: Buffer; key: Buffer }
   title?: string
   log?: (line: string) => void
+  /** Extra routes before the WebDAV view, behind the same access checks (see DavHandlerOptions.routes). */
+  routes?: DavHandlerOptions['routes']
 }
 
 /** A listening server. */
@@ -39,13 +41,13 @@ export function isLoopbackHost(host: string): boolean {
 
 /** Starts listening; rejects with the listen error (EADDRINUSE, EACCES...). */
 export async function startServer(o: StartServerOptions): Promise<RunningServer> {
-  const handler = createDavHandler({ view: o.view, auth: o.auth, title: o.title, log: o.log })
+  const handler = createDavHandler({ view: o.view, auth: o.auth, title: o.title, log: o.log, routes: o.routes })
   const server: Server = o.tls
     ? (createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handler) as unknown as Server)
     : createHttpServer(handler)
   // Refuse uploads before the client sends the body (no "100 Continue" for write methods).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (!WRITE_METHODS.has((req.method ?? '').toUpperCase())) res.writeContinue()
+    if (!WRITE_METHODS.has((req.method ?? '').toUpperCase()) || (o.routes && (req.url ?? '').startsWith('/api/'))) res.writeContinue()
     handler(req, res)
   })
   server.keepAliveTimeout = 30_000

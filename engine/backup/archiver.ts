@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import { availableParallelism } from 'node:os'
 import { basename, resolve } from 'node:path'
 import { Chunker } from '../chunker/index.js'
-import { IntegrityError, SourceError, UsageError } from '../errors.js'
+import { IntegrityError, InterruptedError, SourceError, UsageError } from '../errors.js'
 import { beginWrite, checkSnapshotStored } from '../gc/index.js'
 import { StreamHasher } from '../hash/index.js'
 import type { Repository } from '../repo/index.js'
@@ -57,8 +57,17 @@ export interface BackupOptions {
   /** Least time between two progress reports (default 100 ms; 0 reports every step). */
   progressIntervalMs?: number
   onWarning?: (w: BackupWarning) => void
-  /** Called once the file-change cache and snapshot are durable (tests use it to kill mid-run). */
+  /**
+   * Stops the backup at the next file or read buffer once aborted: what was read so far is packed,
+   * uploaded and indexed (so the next run reuses it), no snapshot is written, and `backup` rejects with an
+   * InterruptedError. Files being read finish their current read buffer first.
+   */
   signal?: AbortSignal
+  /**
+   * Stay on each source's file system: a directory on another file system (a mount point) is stored as
+   * an empty directory and not entered, like restic's and tar's `--one-file-system`.
+   */
+  oneFileSystem?: boolean
   /** Called for every regular file the snapshot holds (stored now or unchanged), with its absolute path and node. */
   onFile?: (abs: Buffer, node: TreeNode) => void
   /**
@@ -229,6 +238,8 @@ class Archiver {
   }
   private readonly progress: BackupProgress = { files: 0, dirs: 0, bytes: 0, totalFiles: null, totalBytes: null, current: '' }
   private lastProgress = 0
+  /** Device of the source being stored (sources are stored one after the other), for oneFileSystem. */
+  private sourceDev = 0n
 
   constructor(repo: Repository, o: BackupOptions, matcher: ExcludeMatcher) {
     this.repo = repo
@@ -274,8 +285,16 @@ class Archiver {
     const indexBytesBefore = this.repo.indexBytesWritten
     const rootNodes: TreeNode[] = []
     for (const s of sources) {
+      this.sourceDev = s.st.dev
       const node = await this.saveEntry(s.abs, s.name, '', s.st, GitignoreScope.root())
       if (node) rootNodes.push(node)
+    }
+    if (this.aborted) {
+      // A checkpoint: pack and upload what was read, index it, write no snapshot.
+      await this.packer.flush()
+      if (!this.dryRun) await this.repo.indexPendingPacks()
+      await this.repo.cache.flush()
+      throw new InterruptedError(`backup interrupted after ${this.stats.files} files (${this.packer.blobs} new blobs stored and indexed; the next run reuses them)`)
     }
     let meta = this.o.meta
     if (this.o.beforeRoot) {
@@ -322,17 +341,28 @@ class Archiver {
     return { id, snapshot: doc, warnings: this.warnings, dryRun: this.dryRun }
   }
 
+  private get aborted(): boolean {
+    return this.o.signal?.aborted === true
+  }
+
+  /** True for a directory that oneFileSystem keeps out: on another file system than its source. */
+  private otherFileSystem(st: BigIntStats, sourceDev: bigint): boolean {
+    return this.o.oneFileSystem === true && st.dev !== sourceDev
+  }
+
   /** Counts files and bytes ahead of the backup so progress can show totals and an ETA. */
   private async scan(sources: { abs: string; name: Buffer; st: BigIntStats }[]): Promise<void> {
     let files = 0
     let bytes = 0
+    let dev = 0n
     const walk = async (abs: Buffer, rel: string, st: BigIntStats, scope: GitignoreScope): Promise<void> => {
+      if (this.aborted) return
       if (st.isFile()) {
         files++
         bytes += Number(st.size)
         return
       }
-      if (!st.isDirectory()) return
+      if (!st.isDirectory() || this.otherFileSystem(st, dev)) return
       const inner = this.matcher.gitignore ? await scope.child(abs.toString(), rel) : scope
       let names: Buffer[]
       try {
@@ -348,7 +378,10 @@ class Archiver {
       }
     }
     try {
-      for (const s of sources) await walk(Buffer.from(s.abs), s.name.toString(), s.st, GitignoreScope.root())
+      for (const s of sources) {
+        dev = s.st.dev
+        await walk(Buffer.from(s.abs), s.name.toString(), s.st, GitignoreScope.root())
+      }
       this.progress.totalFiles = files
       this.progress.totalBytes = bytes
     } catch {
@@ -364,11 +397,19 @@ class Archiver {
 
   /** Stores one entry (recursing into directories); returns its node or null when it cannot be read. */
   private async saveEntry(abs: string | Buffer, name: Buffer, rel: string, st: BigIntStats, scope: GitignoreScope): Promise<TreeNode | null> {
+    if (this.aborted) return null
     const absB = typeof abs === 'string' ? Buffer.from(abs) : abs
     const node = baseNode(name, st)
     const relPath = rel ? `${rel}/${name.toString()}` : name.toString()
     switch (node.type) {
       case 'dir':
+        if (this.otherFileSystem(st, this.sourceDev)) {
+          // A mount point: kept as an empty folder, so a restore recreates the place to mount it.
+          this.stats.dirs++
+          this.progress.dirs++
+          node.subtree = await this.packer.addPlain('tree', encodeTree([]))
+          return node
+        }
         return this.saveDir(absB, node, relPath, scope)
       case 'file':
         // Small files are batched to the workers and need no read buffer: only large ones take a reader slot.
@@ -442,6 +483,7 @@ class Archiver {
   }
 
   private async saveFile(abs: Buffer, node: TreeNode, rel: string, st: BigIntStats): Promise<TreeNode | null> {
+    if (this.aborted) return null // (queued for a reader slot before the stop)
     if (st.nlink > 1n) {
       node.links = Number(st.nlink)
       node.inode = st.ino.toString()
@@ -495,6 +537,7 @@ class Archiver {
     }
     try {
       const r = await this.readFile(fd, rel)
+      if (this.aborted) return null // cut short: the file is not part of any snapshot
       const after = await fstatFd(fd)
       const changed = after.size !== st.size || after.mtimeNs !== st.mtimeNs || BigInt(r.size) !== st.size
       return this.fileStored(abs, node, rel, st, cached !== undefined, r, changed, after.size)
@@ -605,6 +648,7 @@ class Archiver {
         }
         this.tick(rel)
         if (bytesRead < READ_BYTES) break // a short read of a regular file is its end: save a read
+        if (this.aborted) break
       }
       if (fill > 0) {
         ids.push(handled(this.storeChunk(slot, fill)))

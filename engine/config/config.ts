@@ -38,7 +38,7 @@ export interface ColdstoreConfig {
 }
 
 /** Top-level keys of coldstore.yaml. */
-export const CONFIG_SECTIONS = ['remotes', 'jobs', 'notify', 'server', 'freeze', 'prices', 'defaults', 'allow_inline_secrets'] as const
+export const CONFIG_SECTIONS = ['remotes', 'jobs', 'notify', 'server', 'daemon', 'freeze', 'prices', 'defaults', 'allow_inline_secrets'] as const
 
 /**
  * Settings a remote entry may carry besides url/password_file/env/env_file, by the kinds that read them.

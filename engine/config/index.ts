@@ -13,3 +13,4 @@ export {
   type NotifyChannel, type NotifyConfig, type NotifyEventKind, type SecretRef, type SmtpChannel, type SmtpTls, type WebhookChannel, type WebhookFormat,
 } from './notify.js'
 export { parsePrices } from './prices.js'
+export { parseDaemonSection, parseServerSection, type DaemonSettings, type ServerSettings } from './server.js'
