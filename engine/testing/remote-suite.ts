@@ -7,7 +7,8 @@
  * Only for tests: imports tap's types, never tap itself, so it type-checks
  * with the engine but is not part of the engine's public API.
  */
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { ExistsError, NotFoundError } from '../errors.js'
@@ -301,7 +302,9 @@ export async function runRemoteSuite(t: Test, makeRemote: MakeRemote): Promise<v
       t.pass('this kind has no putFile (callers use createWriter or BufferedObjectWriter)')
       return
     }
-    const dir = t.testdir()
+    // Not t.testdir(): makeRemote may have put the remote itself there, and a second call empties it.
+    const dir = mkdtempSync(join(tmpdir(), 'coldstore-suite-putfile-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     const cases = [
       { name: 'data/f0/empty', data: Buffer.alloc(0) },
       { name: 'data/f1/small', data: bytes(1000, 70) },
