@@ -11,7 +11,7 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readF
 import { join } from 'node:path'
 import { ConfigError, ExistsError, NotFoundError, RemoteError } from '../../errors.js'
 import { runRemoteSuite } from '../../testing/remote-suite.js'
-import { openRemote, type OpenRemoteOptions, type RemoteSettings } from '../registry.js'
+import { openRemote as openWrapped, mergeSettings, type OpenRemoteOptions, type RemoteSettings } from '../registry.js'
 import type { Remote } from '../remote.js'
 import { isEncryptedKey } from './auth.js'
 import { SFTP_IMMUTABILITY_NOTE, SftpRemote, parseConfig } from './index.js'
@@ -162,6 +162,15 @@ if (missing !== null) {
   serverTests()
 }
 
+/**
+ * The SFTP kind itself, without the wrappers openRemote adds to network kinds (retries, circuit breaker,
+ * timeouts): these tests check the kind's own errors (a dropped connection is a transient RemoteError), which
+ * the retry wrapper would otherwise retry away. The wrapped stack is checked below as well.
+ */
+async function openRemote(url: string, o: OpenRemoteOptions = {}): Promise<Remote> {
+  return SftpRemote.open(parseConfig(url, mergeSettings(url, o.settings)), { create: o.create ?? false, env: o.env ?? {}, stagingDir: o.stagingDir })
+}
+
 /** Options for openRemote that log in with the server's test key and check its known_hosts file. */
 function keyOptions(sshd: Sshd, extra: { settings?: RemoteSettings; env?: Record<string, string>; create?: boolean } = {}): OpenRemoteOptions {
   return {
@@ -210,6 +219,17 @@ function serverTests(): void {
     const sshd = await startSshd(t)
     let n = 0
     await runRemoteSuite(t, async () => openRemote(sshd.url(`${sshd.root}/suite-${n++}`), keyOptions(sshd)))
+  })
+
+  t.test('through openRemote: the wrapped stack (retries, staging) over sshd', async (t) => {
+    const sshd = await startSshd(t)
+    const staging = join(sshd.dir, 'staging')
+    let n = 0
+    await runRemoteSuite(t, async () => openWrapped(sshd.url(`${sshd.root}/wrapped-${n++}`), { ...keyOptions(sshd), stagingDir: staging }))
+    const r = await openWrapped(sshd.url(`${sshd.root}/wrapped-note`), { ...keyOptions(sshd), stagingDir: staging })
+    t.teardown(() => r.close())
+    t.equal(r.properties.immutabilityNote, SFTP_IMMUTABILITY_NOTE, 'the wrapped remote keeps the kind\'s immutability note')
+    t.ok(r.createWriter, 'packs are staged and uploaded with putFile')
   })
 
   t.test('host key checking', async (t) => {
