@@ -1,6 +1,7 @@
 /**
- * Access control: a bearer token and/or Basic credentials. Secrets are
- * compared in constant time (through their SHA-256, so lengths do not leak).
+ * Access control: a bearer token and/or Basic credentials, and (the daemon's dashboard) a session cookie
+ * set by its login page. Secrets are compared in constant time (through their SHA-256, so lengths do not
+ * leak).
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
@@ -13,6 +14,11 @@ export interface AuthConfig {
   basic?: { user: string; password: string }
   /** Whether the connection is HTTPS (Basic with the token is accepted only then). */
   tls: boolean
+  /**
+   * A logged-in browser: true when the request carries a valid session (the dashboard's cookie). Checked
+   * before the Authorization header; only consulted when authentication is required.
+   */
+  session?: (req: IncomingMessage) => boolean
 }
 
 function same(a: string, b: string): boolean {
@@ -27,6 +33,7 @@ export function authRequired(c: AuthConfig): boolean {
 /** Checks a request's Authorization header. */
 export function isAuthorized(req: IncomingMessage, c: AuthConfig): boolean {
   if (!authRequired(c)) return true
+  if (c.session?.(req)) return true
   const h = req.headers.authorization
   if (!h) return false
   const sp = h.indexOf(' ')
@@ -41,6 +48,12 @@ export function isAuthorized(req: IncomingMessage, c: AuthConfig): boolean {
   const password = decoded.slice(colon + 1)
   if (c.basic && same(user, c.basic.user) && same(password, c.basic.password)) return true
   return c.tls && c.token !== undefined && same(password, c.token)
+}
+
+/** True when `user`/`password` are credentials this config accepts (the dashboard's login form): the token as password (any user name), or the Basic pair. */
+export function checkCredentials(c: AuthConfig, user: string, password: string): boolean {
+  if (c.token !== undefined && same(password, c.token)) return true
+  return c.basic !== undefined && same(user, c.basic.user) && same(password, c.basic.password)
 }
 
 /**

@@ -42,6 +42,20 @@ export interface DavHandlerOptions {
    * the WebDAV view: return true when they answered it (the daemon's JSON API under /api/).
    */
   routes?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
+  /**
+   * Handlers that see each request before authentication (after the loopback host check): return true when
+   * they answered it (the dashboard's login page, its static files, /healthz).
+   */
+  publicRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
+  /**
+   * Answers a request that failed authentication, or returns false for the default 401 with the
+   * WWW-Authenticate challenges (the dashboard redirects browsers to its login page).
+   */
+  unauthorized?: (req: IncomingMessage, res: ServerResponse) => boolean
+  /** Where the HTML view's first breadcrumb points (default `/`; the daemon's `/` is its dashboard). */
+  browseRoot?: string
+  /** A link back to the dashboard in the HTML view's header. */
+  home?: { href: string; label: string }
 }
 
 /** One table from error class to HTTP status (the server's only one). */
@@ -139,8 +153,10 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
       sendText(res, 421, 'this server answers only to localhost / 127.0.0.1 / [::1] (it has no authentication)')
       return
     }
+    if (o.publicRoutes && (await o.publicRoutes(req, res))) return
     if (!isAuthorized(req, o.auth)) {
       req.resume()
+      if (o.unauthorized?.(req, res)) return
       const schemes = [o.auth.token !== undefined ? 'Bearer realm="coldstore"' : '', o.auth.basic || o.auth.tls ? 'Basic realm="coldstore", charset="UTF-8"' : '']
       sendText(res, 401, 'authentication required', { 'WWW-Authenticate': schemes.filter(Boolean).join(', ') })
       return
@@ -250,7 +266,7 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
       res.end(head ? undefined : body)
       return
     }
-    const html = Buffer.from(renderListing({ parts, entries, archives: parts.length >= 2, title }))
+    const html = Buffer.from(renderListing({ parts, entries, archives: parts.length >= 2, title, rootHref: o.browseRoot, home: o.home }))
     res.writeHead(200, {
       'Content-Type': 'text/html; charset=utf-8', 'Content-Length': String(html.length), 'Cache-Control': 'no-cache',
       'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'",

@@ -31,21 +31,32 @@ table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e1e4
 th,td{padding:.35em .7em;text-align:left;border-bottom:1px solid #eef0f2}th{background:#f3f5f7;font-weight:600}
 td.size,th.size{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.mtime{white-space:nowrap;color:#57606a}
 a{color:#0b5cad}.dl{font-size:.85em;margin-left:.6em}.note{color:#57606a}.archive a{margin-right:1em}
-.archive{margin:.2em 0 1em}`
+.archive{margin:.2em 0 1em}td{overflow-wrap:anywhere}
+@media (max-width:600px){main{padding:.8em .6em}td.mtime,th.mtime{display:none}th,td{padding:.35em .4em}}`
 
 /**
  * Renders a folder listing. `parts` is the folder's path; `archives` says
  * whether the folder can be downloaded as .tar/.zip (inside a snapshot).
  */
-export function renderListing(o: { parts: readonly Buffer[]; entries: readonly VfsEntry[]; archives: boolean; title: string }): string {
-  const crumbs = [`<a href="/">${esc(o.title)}</a>`]
+export function renderListing(o: {
+  parts: readonly Buffer[]
+  entries: readonly VfsEntry[]
+  archives: boolean
+  title: string
+  /** The href of the root folder (default `/`). */
+  rootHref?: string
+  /** A link shown in the header (the daemon's dashboard). */
+  home?: { href: string; label: string }
+}): string {
+  const root = o.rootHref ?? '/'
+  const crumbs = [`<a href="${esc(root)}">${esc(o.title)}</a>`]
   for (let i = 0; i < o.parts.length; i++) {
     const name = shownName({ name: o.parts[i] } as VfsEntry)
     crumbs.push(i === o.parts.length - 1 ? `<strong>${esc(name)}</strong>` : `<a href="${esc(encodePath(o.parts.slice(0, i + 1), true))}">${esc(name)}</a>`)
   }
   const here = encodePath(o.parts, true)
   const rows: string[] = []
-  if (o.parts.length > 0) rows.push(`<tr><td><a href="${esc(encodePath(o.parts.slice(0, -1), true))}">../</a></td><td class="size"></td><td class="mtime"></td></tr>`)
+  if (o.parts.length > 0) rows.push(`<tr><td><a href="${esc(o.parts.length === 1 ? root : encodePath(o.parts.slice(0, -1), true))}">../</a></td><td class="size"></td><td class="mtime"></td></tr>`)
   for (const e of o.entries) {
     const name = shownName(e)
     const href = (here === '/' ? '/' : here) + encodeComponent(e.name)
@@ -68,10 +79,10 @@ export function renderListing(o: { parts: readonly Buffer[]; entries: readonly V
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(folderName)} · coldstore</title><style>${STYLE}</style></head>
-<body><header>coldstore · read-only view of the repository's snapshots</header><main>
+<body><header>${o.home ? `<a href="${esc(o.home.href)}">${esc(o.home.label)}</a> · ` : ''}coldstore · read-only view of the repository's snapshots</header><main>
 <nav class="crumbs">${crumbs.join(' / ')}</nav>
 ${archive}
-<table><thead><tr><th>Name</th><th class="size">Size</th><th>Modified</th></tr></thead><tbody>
+<table><thead><tr><th>Name</th><th class="size">Size</th><th class="mtime">Modified</th></tr></thead><tbody>
 ${rows.join('\n')}
 </tbody></table>
 <p class="note">${o.entries.length} ${o.entries.length === 1 ? 'entry' : 'entries'}</p>

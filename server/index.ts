@@ -4,5 +4,6 @@
  */
 export { startServer, isLoopbackHost, type StartServerOptions, type RunningServer } from './start.js'
 export { createDavHandler, statusOf, type DavHandlerOptions } from './dav-handler.js'
-export { authRequired, parseBasic, type AuthConfig } from './auth.js'
+export { authRequired, checkCredentials, parseBasic, type AuthConfig } from './auth.js'
 export { API_ROUTES, createApiHandler, type ApiContext, type ApiHandlerOptions, type ApiRoute, type JobsService } from './api/index.js'
+export { createDashboard, type Dashboard, type DashboardOptions, type DashboardSource, type DashboardCosts, type RepositoryCostState } from './dashboard/index.js'

@@ -13,6 +13,8 @@ server:
   basic_auth: { user: admin, password_file: secrets/dashboard }
   tls_cert: cert.pem
   tls_key: key.pem
+  allow_plain_http: true
+  session_timeout: 8h
 daemon:
   state_dir: /cache/state
   journal_days: 120
@@ -21,10 +23,12 @@ daemon:
 `, FILE)
   t.same(parseServerSection(c), {
     listen: '0.0.0.0:8443', tokenFile: 'secrets/token', basicAuth: { user: 'admin', passwordFile: 'secrets/dashboard' }, tlsCert: 'cert.pem', tlsKey: 'key.pem', repo: null,
+    allowPlainHttp: true, sessionTimeoutMs: 8 * 3_600_000,
   })
   t.same(parseDaemonSection(c), { stateDir: '/cache/state', journalDays: 120, shutdownGraceMs: 30_000, progressIntervalMs: 2000 })
   const empty = parseConfigFile('', FILE)
   t.same(parseServerSection(empty).listen, '127.0.0.1:8088', 'defaults')
+  t.same([parseServerSection(empty).allowPlainHttp, parseServerSection(empty).sessionTimeoutMs], [false, 12 * 3_600_000], 'plain HTTP off loopback is refused unless allowed; logins last 12 h')
   t.same(parseDaemonSection(empty), { stateDir: null, journalDays: 400, shutdownGraceMs: 5000, progressIntervalMs: 10_000 })
 })
 
@@ -35,6 +39,9 @@ t.test('mistakes name the key', async (t) => {
     ['server: { basic_auth: { user: a, password: x } }', /server\.basic_auth\.password: unknown key/],
     ['server: { basic_auth: { user: a } }', /server\.basic_auth\.password_file: required/],
     ['server: { tls_cert: c.pem }', /server\.tls_key: tls_cert and tls_key go together/],
+    ['server: { allow_plain_http: yes please }', /server\.allow_plain_http: must be true or false/],
+    ['server: { session_timeout: 10s }', /server\.session_timeout: expected a duration from 1m to 30d/],
+    ['server: { session_timeout: forever }', /server\.session_timeout: expected a duration/],
     ['daemon: { journal_days: 7 }', /daemon\.journal_days: expected a whole number of days, at least 31/],
     ['daemon: { shutdown_grace: soon }', /daemon\.shutdown_grace: expected a duration/],
     ['daemon: { statedir: /x }', /daemon\.statedir: unknown key/],

@@ -20,6 +20,14 @@ export interface ServerSettings {
   tlsKey: string | null
   /** The repository the WebDAV view shows (a location); null: each job's repository, one folder per job. */
   repo: string | null
+  /**
+   * Serve plain HTTP beyond loopback (a trusted LAN, or behind a reverse proxy that terminates TLS). Off by
+   * default: without TLS every credential (bearer token, Basic password, the login form, the session
+   * cookie) crosses the network in clear.
+   */
+  allowPlainHttp: boolean
+  /** How long a dashboard login lasts (default 12 h). */
+  sessionTimeoutMs: number
 }
 
 /** The validated `daemon:` section. */
@@ -34,7 +42,7 @@ export interface DaemonSettings {
   progressIntervalMs: number
 }
 
-const SERVER_KEYS = ['listen', 'token_file', 'basic_auth', 'tls_cert', 'tls_key', 'repo']
+const SERVER_KEYS = ['listen', 'token_file', 'basic_auth', 'tls_cert', 'tls_key', 'repo', 'allow_plain_http', 'session_timeout']
 const DAEMON_KEYS = ['state_dir', 'journal_days', 'shutdown_grace', 'progress_interval']
 
 function isMapping(v: unknown): v is Record<string, unknown> {
@@ -51,9 +59,11 @@ function file(v: unknown, where: string): string | null {
 export function parseServerSection(config: ColdstoreConfig): ServerSettings {
   const raw = config.sections.server
   const at = (k?: string): string => `${config.path}: server${k ? `.${k}` : ''}`
-  const out: ServerSettings = { listen: '127.0.0.1:8088', tokenFile: null, basicAuth: null, tlsCert: null, tlsKey: null, repo: null }
+  const out: ServerSettings = {
+    listen: '127.0.0.1:8088', tokenFile: null, basicAuth: null, tlsCert: null, tlsKey: null, repo: null, allowPlainHttp: false, sessionTimeoutMs: 12 * 3_600_000,
+  }
   if (raw === undefined || raw === null) return out
-  if (!isMapping(raw)) throw new ConfigError(`${at()}: expected a mapping (listen:, token_file:, basic_auth:, tls_cert:, tls_key:, repo:)`)
+  if (!isMapping(raw)) throw new ConfigError(`${at()}: expected a mapping (${SERVER_KEYS.map((k) => `${k}:`).join(', ')})`)
   for (const k of Object.keys(raw)) {
     if (!SERVER_KEYS.includes(k)) {
       const hint = /pass|secret|token$/i.test(k) ? ' (secrets are read from files: token_file:, basic_auth.password_file:)' : ''
@@ -83,6 +93,14 @@ export function parseServerSection(config: ColdstoreConfig): ServerSettings {
   if (raw.repo !== undefined && raw.repo !== null) {
     if (typeof raw.repo !== 'string' || raw.repo === '') throw new ConfigError(`${at('repo')}: expected a repository location (a path, URL or name:// of a named remote)`)
     out.repo = raw.repo
+  }
+  if (raw.allow_plain_http !== undefined) {
+    if (typeof raw.allow_plain_http !== 'boolean') throw new ConfigError(`${at('allow_plain_http')}: must be true or false`)
+    out.allowPlainHttp = raw.allow_plain_http
+  }
+  if (raw.session_timeout !== undefined) {
+    out.sessionTimeoutMs = parseDuration(raw.session_timeout, at('session_timeout'))
+    if (out.sessionTimeoutMs < 60_000 || out.sessionTimeoutMs > 30 * 86_400_000) throw new ConfigError(`${at('session_timeout')}: expected a duration from 1m to 30d`)
   }
   return out
 }

@@ -82,6 +82,11 @@ export interface DaemonOptions {
   listen?: string | null
   /** Called when a run's worker has exited, before the run's end is logged (the CLI refreshes its browsing views). */
   onRunEnded?: (r: WorkerRequest) => void | Promise<void>
+  /**
+   * Called at every wake-up of the scheduler (at least every 10 minutes, on the daemon's clock), after it
+   * has started what was due; not awaited (the CLI refreshes cost estimates and checks the cost threshold).
+   */
+  onTick?: (now: Date) => void | Promise<void>
   /** Waits in real time during shutdown (default setTimeout): the grace period is wall time. */
   delay?: (ms: number) => Promise<void>
 }
@@ -304,6 +309,7 @@ export class Daemon {
         if (d.getTime() <= now.getTime()) d.setUTCDate(d.getUTCDate() + 1)
         this.nextMaintenance = d.getTime()
       }
+      void Promise.resolve().then(() => this.o.onTick?.(now)).catch((err: unknown) => this.log(`after the scheduler's wake-up: ${(err as Error).message}`))
       let next = Math.min(now.getTime() + HEARTBEAT_MS, this.nextMaintenance)
       for (const e of this.entries) {
         const n = nextRun(e.schedule, now)

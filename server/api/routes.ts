@@ -139,13 +139,15 @@ export const API_ROUTES: readonly ApiRoute[] = [
       const r = await ctx.service.run(id)
       if (!r) return ctx.error(404, 'unknown_run', `no run ${id} in the journal`)
       if (sse) return streamEvents(ctx, (signal) => ctx.service.follow(id, signal))
+      // ?download=1: as a file to save (attachment) rather than to view.
+      const disposition = ctx.url.searchParams.get('download') !== null ? 'attachment' : 'inline'
       if (ctx.url.searchParams.get('format') === 'jsonl') {
         const body = r.events.map((e) => JSON.stringify(e)).join('\n') + '\n'
-        ctx.res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Content-Disposition': `inline; filename="${id}.jsonl"` })
+        ctx.res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Content-Disposition': `${disposition}; filename="${r.run.job}-${id}.jsonl"` })
         return void ctx.res.end(body)
       }
       const body = r.events.map(formatJournalEvent).join('\n') + '\n'
-      ctx.res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Disposition': `inline; filename="${r.run.job}-${id}.log"` })
+      ctx.res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Disposition': `${disposition}; filename="${r.run.job}-${id}.log"` })
       ctx.res.end(body)
     },
   },
