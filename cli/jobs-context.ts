@@ -179,7 +179,7 @@ export function jobWork(a: JobsArgs, l: LoadedJobs, job: JobDefinition): JobWork
       const pw = job.passwordFile
         ? await password({ ...a, 'password-file': configPath(l.config, job.passwordFile) })
         : await password(a, { location })
-      return openRepository({ url: resolved.url, password: pw, cacheDir: cacheDir(a), remote: remoteOptions(a, location) })
+      return openRepository({ url: resolved.url, password: pw, cacheDir: cacheDir(a), remote: jobRemoteOptions(a, job) })
     },
     close: closeRepository,
     program: PROGRAM,
@@ -192,6 +192,12 @@ export function jobWork(a: JobsArgs, l: LoadedJobs, job: JobDefinition): JobWork
     },
     forget: forgetSeam(a, l, job),
   })
+}
+
+/** The remote options of a job's repository: its remote's settings, plus the job's own (`storage_class`, `limit_upload`...). */
+export function jobRemoteOptions(a: JobsArgs, job: JobDefinition): ReturnType<typeof remoteOptions> {
+  const ro = remoteOptions(a, job.repo!)
+  return { ...ro, settings: { ...ro.settings, ...job.remoteSettings } }
 }
 
 /** Hooks and restic run in the configuration file's folder. */

@@ -18,6 +18,12 @@ export interface StartServerOptions {
   log?: (line: string) => void
   /** Extra routes before the WebDAV view, behind the same access checks (see DavHandlerOptions.routes). */
   routes?: DavHandlerOptions['routes']
+  /** Routes before authentication (see DavHandlerOptions.publicRoutes). */
+  publicRoutes?: DavHandlerOptions['publicRoutes']
+  /** Answers requests that failed authentication (see DavHandlerOptions.unauthorized). */
+  unauthorized?: DavHandlerOptions['unauthorized']
+  browseRoot?: string
+  home?: DavHandlerOptions['home']
 }
 
 /** A listening server. */
@@ -41,13 +47,15 @@ export function isLoopbackHost(host: string): boolean {
 
 /** Starts listening; rejects with the listen error (EADDRINUSE, EACCES...). */
 export async function startServer(o: StartServerOptions): Promise<RunningServer> {
-  const handler = createDavHandler({ view: o.view, auth: o.auth, title: o.title, log: o.log, routes: o.routes })
+  const handler = createDavHandler({
+    view: o.view, auth: o.auth, title: o.title, log: o.log, routes: o.routes, publicRoutes: o.publicRoutes, unauthorized: o.unauthorized, browseRoot: o.browseRoot, home: o.home,
+  })
   const server: Server = o.tls
     ? (createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handler) as unknown as Server)
     : createHttpServer(handler)
   // Refuse uploads before the client sends the body (no "100 Continue" for write methods).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (!WRITE_METHODS.has((req.method ?? '').toUpperCase()) || (o.routes && (req.url ?? '').startsWith('/api/'))) res.writeContinue()
+    if (!WRITE_METHODS.has((req.method ?? '').toUpperCase()) || (o.routes && /^\/(api|-)\//.test(req.url ?? ''))) res.writeContinue()
     handler(req, res)
   })
   server.keepAliveTimeout = 30_000

@@ -3,13 +3,14 @@ import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import type { CommandModule } from 'yargs'
 import {
-  Daemon, JobsView, ManualClock, SnapshotView, closeRepository, openRepository, parseDuration, parseServerSection,
+  Daemon, JobsView, ManualClock, SnapshotView, closeRepository, openRepository, parseDuration, parsePrices, parseServerSection,
   type BrowseView, type Clock, type ColdstoreConfig, type JobDefinition, type Repository, type ServerSettings,
 } from '../../engine/index.js'
-import { createApiHandler, isLoopbackHost, startServer, type AuthConfig, type RunningServer } from '../../server/index.js'
+import { createApiHandler, createDashboard, isLoopbackHost, startServer, type AuthConfig, type RunningServer } from '../../server/index.js'
 import { CliError, EXIT, cacheDir, err, password, remoteOptions } from '../common.js'
 import { configPath, resolveLocation } from '../config-file.js'
-import { jobEventSink } from '../job-events.js'
+import { CostCache } from '../daemon-costs.js'
+import { jobNotifications, loadNotifyConfig } from '../job-events.js'
 import { loadJobs, openJobState, startWorker, type JobsArgs, type LoadedJobs } from '../jobs-context.js'
 import { SystemClock } from '../system-clock.js'
 import { parseListen } from './serve.js'
@@ -28,8 +29,13 @@ function firstLine(path: string, what: string): string {
   }
 }
 
-/** Authentication and TLS from the `server:` section, with `coldstore serve`'s rules for addresses beyond loopback. */
-function access(config: ColdstoreConfig, s: ServerSettings, host: string): { auth: AuthConfig; tls?: { cert: Buffer; key: Buffer } } {
+/**
+ * Authentication and TLS from the `server:` section. Beyond loopback the daemon needs authentication, and
+ * HTTPS unless `allow_plain_http: true`: over plain HTTP every credential (the bearer token, a Basic
+ * password, the login form, the session cookie) crosses the network in clear, and whoever reads one can
+ * read every snapshot and start runs. Loopback needs neither (nothing crosses a network).
+ */
+function access(config: ColdstoreConfig, s: ServerSettings, host: string): { auth: AuthConfig; tls?: { cert: Buffer; key: Buffer }; plainHttp: boolean } {
   const file = (p: string): string => configPath(config, p)
   let tls: { cert: Buffer; key: Buffer } | undefined
   if (s.tlsCert && s.tlsKey) {
@@ -46,47 +52,79 @@ function access(config: ColdstoreConfig, s: ServerSettings, host: string): { aut
   }
   const basic = s.basicAuth ? { user: s.basicAuth.user, password: firstLine(file(s.basicAuth.passwordFile), 'the Basic password file') } : undefined
   if (basic && basic.password === '') throw new CliError(`${config.path}: server.basic_auth.password_file: the file is empty`, EXIT.usage)
-  if (!isLoopbackHost(host)) {
-    if (!token && !basic) throw new CliError(`refusing to listen on ${host} without authentication: set server.token_file or server.basic_auth (with tls_cert/tls_key), or listen on 127.0.0.1`, EXIT.usage)
-    if (basic && !tls) throw new CliError(`refusing Basic authentication on ${host} over plain HTTP: set server.tls_cert and server.tls_key`, EXIT.usage)
+  const loopback = isLoopbackHost(host)
+  if (!loopback) {
+    if (!token && !basic) throw new CliError(`refusing to listen on ${host} without authentication: set server.token_file or server.basic_auth, or listen on 127.0.0.1`, EXIT.usage)
+    if (!tls && !s.allowPlainHttp) {
+      throw new CliError(
+        `refusing to listen on ${host} over plain HTTP: the token, passwords and login cookies would cross the network in clear. ` +
+          'Set server.tls_cert and server.tls_key, or server.allow_plain_http: true on a network you trust (or behind a reverse proxy that terminates TLS)',
+        EXIT.usage,
+      )
+    }
   }
-  return { auth: { token, basic, tls: tls !== undefined }, tls }
+  const plainHttp = !loopback && !tls
+  // With plain HTTP allowed on purpose, file managers may also log in with Basic and the token as password.
+  return { auth: { token, basic, tls: tls !== undefined || plainHttp }, tls, plainHttp }
+}
+
+/** One repository the jobs (or server.repo) use, opened once for browsing and cost estimates. */
+interface OpenedRepo {
+  url: string
+  location: string
+  jobs: JobDefinition[]
+  repo: Repository | null
+  view: SnapshotView | null
+  error: string | null
+}
+
+/**
+ * Opens every repository the jobs use (and `server.repo`), one per URL, with the settings of the jobs that
+ * use it. A repository that cannot be opened (not initialized yet, no password) is a warning: its jobs'
+ * folders stay empty and it has no cost estimate.
+ */
+async function openRepos(a: Args, l: LoadedJobs, s: ServerSettings): Promise<Map<string, OpenedRepo>> {
+  const byUrl = new Map<string, OpenedRepo>()
+  const add = (location: string, job: JobDefinition | null): void => {
+    const url = resolveLocation(location, a.config).url
+    let e = byUrl.get(url)
+    if (!e) byUrl.set(url, (e = { url, location, jobs: [], repo: null, view: null, error: null }))
+    if (job) e.jobs.push(job)
+  }
+  for (const job of l.jobs.values()) if (job.repo) add(job.repo, job)
+  if (s.repo) add(s.repo, null)
+  for (const e of byUrl.values()) {
+    const job = e.jobs.find((j) => j.passwordFile !== null)
+    try {
+      const pw = job?.passwordFile ? await password({ ...a, 'password-file': configPath(l.config, job.passwordFile) }) : await password(a, { location: e.location })
+      const ro = remoteOptions(a, e.location)
+      const settings = { ...ro.settings, ...Object.assign({}, ...e.jobs.map((j) => j.remoteSettings)) }
+      e.repo = await openRepository({ url: e.url, password: pw, cacheDir: cacheDir(a), remote: { ...ro, settings } })
+      e.view = await SnapshotView.open(e.repo, { onWarning: (m) => err(`coldstore: warning: ${m}`) })
+    } catch (err_) {
+      e.error = `cannot open ${e.location}: ${(err_ as Error).message}`
+      err(`coldstore: warning: cannot browse ${e.location}${e.jobs.length ? ` (job${e.jobs.length === 1 ? '' : 's'} ${e.jobs.map((j) => j.name).join(', ')})` : ''}: ${(err_ as Error).message}`)
+    }
+  }
+  return byUrl
 }
 
 /**
  * The browsing view: `server.repo` when set; else the one repository the jobs share; else one folder per
- * job over each job's repository. A repository that cannot be opened (not initialized yet, no password)
- * is a warning and its jobs' folders stay empty.
+ * job over each job's repository.
  */
-async function openViews(a: Args, l: LoadedJobs, s: ServerSettings): Promise<{ view: BrowseView; repos: Repository[]; refresh(): Promise<void> }> {
-  const repos: Repository[] = []
-  const views = new Map<string, SnapshotView | null>()
-  const open = async (location: string, job: JobDefinition | null): Promise<SnapshotView | null> => {
-    const url = resolveLocation(location, a.config).url
-    if (views.has(url)) return views.get(url)!
-    let view: SnapshotView | null = null
-    try {
-      const pw = job?.passwordFile ? await password({ ...a, 'password-file': configPath(l.config, job.passwordFile) }) : await password(a, { location })
-      const repo = await openRepository({ url, password: pw, cacheDir: cacheDir(a), remote: remoteOptions(a, location) })
-      repos.push(repo)
-      view = await SnapshotView.open(repo, { onWarning: (m) => err(`coldstore: warning: ${m}`) })
-    } catch (e) {
-      err(`coldstore: warning: cannot browse ${location}${job ? ` (job ${job.name})` : ''}: ${(e as Error).message}`)
-    }
-    views.set(url, view)
-    return view
-  }
-  if (s.repo) {
-    const v = await open(s.repo, null)
-    if (v) return { view: v, repos, refresh: () => v.refresh(true) }
-  }
-  const folders: { name: string; view: SnapshotView | null }[] = []
-  for (const job of l.jobs.values()) folders.push({ name: job.name, view: job.repo ? await open(job.repo, job) : null })
-  const distinct = [...new Set(folders.map((f) => f.view).filter((v): v is SnapshotView => v !== null))]
+function browseView(l: LoadedJobs, s: ServerSettings, a: Args, repos: Map<string, OpenedRepo>): { view: BrowseView; refresh(): Promise<void> } {
+  const views = [...new Set([...repos.values()].map((r) => r.view).filter((v): v is SnapshotView => v !== null))]
   // New snapshots show at once after a run (and within 5 s otherwise).
-  const refresh = async (): Promise<void> => void (await Promise.all(distinct.map((v) => v.refresh(true))))
-  if (!s.repo && distinct.length === 1 && folders.every((f) => f.view || !l.jobs.get(f.name)?.repo)) return { view: distinct[0], repos, refresh }
-  return { view: new JobsView(folders), repos, refresh }
+  const refresh = async (): Promise<void> => void (await Promise.all(views.map((v) => v.refresh(true))))
+  if (s.repo) {
+    const v = repos.get(resolveLocation(s.repo, a.config).url)?.view
+    if (v) return { view: v, refresh }
+  }
+  const folders = [...l.jobs.values()].map((job) => ({ name: job.name, view: job.repo ? (repos.get(resolveLocation(job.repo, a.config).url)?.view ?? null) : null }))
+  const distinct = [...new Set(folders.map((f) => f.view).filter((v): v is SnapshotView => v !== null))]
+  if (!s.repo && distinct.length === 1 && folders.every((f) => f.view || !l.jobs.get(f.name)?.repo)) return { view: distinct[0], refresh }
+  return { view: new JobsView(folders), refresh }
 }
 
 /** COLDSTORE_TEST_CLOCK=ISO: a clock set through stdin lines `now ISO` (tests drive the schedule with it). */
@@ -109,6 +147,8 @@ export const daemonCommand: CommandModule<JobsArgs, Args> = {
   handler: async (a) => {
     const loaded = loadJobs(a)
     const settings = parseServerSection(loaded.config)
+    const notify = loadNotifyConfig(loaded.config)
+    const prices = parsePrices(loaded.config)
     const graceMs = a.grace !== undefined ? (() => {
       try {
         return parseDuration(a.grace, '--grace')
@@ -123,35 +163,71 @@ export const daemonCommand: CommandModule<JobsArgs, Args> = {
     const manual = testClock()
     const clock: Clock = manual ?? new SystemClock()
     const log = (line: string): void => err(`coldstore: ${line}`)
+    const notifications = jobNotifications({ args: a, notify, log, now: () => clock.now(), wait: false })
+
+    const repos = await openRepos(a, loaded, settings)
+    const closeAll = async (): Promise<void> => {
+      for (const r of repos.values()) if (r.repo) await closeRepository(r.repo).catch(() => undefined)
+    }
+    const costs = new CostCache(
+      [...repos.values()].filter((r) => r.jobs.length > 0).map((r) => ({ url: r.url, location: r.location, jobs: r.jobs, repo: r.repo, error: r.error })),
+      { prices, thresholdUSD: notify?.costThresholdUSD ?? null, now: () => clock.now(), log },
+    )
+    let stopped = false
+    // The daily cost check, after an estimate: cost_threshold when the total is above notify.cost_threshold_usd.
+    const costCheck = async (): Promise<void> => {
+      if (stopped || !notifications.notifier) return
+      const event = await costs.dailyCheck(state.dir)
+      if (event) notifications.notifier.onEvent(event)
+    }
+    const views = a.server ? browseView(loaded, settings, a, repos) : null
     const daemon = new Daemon({
       jobs: loaded.jobs, journal: state.journal, locks: state.locks, clock, host: state.host, stateDir: state.dir,
       startWorker: (r) => startWorker(a, loaded, state.dir, r),
-      onEvent: jobEventSink(loaded.config, log), log, journalDays: loaded.daemon.journalDays, listen: a.server ? listen : null,
-      onRunEnded: () => refreshViews(),
+      onEvent: notifications.sink, log, journalDays: loaded.daemon.journalDays, listen: a.server ? listen : null,
+      onRunEnded: async (r) => {
+        await views?.refresh()
+        // That run's repository changed: estimate it again (in the background; page views read the cache).
+        const url = costs.urlOf(r.job.name)
+        if (url && !stopped) void costs.refresh([url]).then(costCheck).catch((e: unknown) => log(`costs: ${(e as Error).message}`))
+      },
+      onTick: async () => {
+        if (stopped) return
+        await costs.refreshIfOld()
+        await costCheck()
+      },
     })
-    let refreshViews = async (): Promise<void> => undefined
 
     let server: RunningServer | null = null
-    let repos: Repository[] = []
-    if (acc) {
-      const opened = await openViews(a, loaded, settings)
-      repos = opened.repos
-      refreshViews = opened.refresh
+    if (acc && views) {
+      const csrfToken = randomBytes(24).toString('hex')
+      const dashboard = createDashboard({
+        source: { service: daemon, jobs: loaded.jobs, view: views.view, costs: () => costs.state(), now: () => clock.now(), timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC' },
+        auth: acc.auth, secure: acc.tls !== undefined, csrfToken, sessionTimeoutMs: settings.sessionTimeoutMs, plainHttp: acc.plainHttp, log,
+      })
+      const api = createApiHandler({ service: daemon, csrfToken, log })
       try {
         server = await startServer({
-          view: opened.view, host, port, auth: acc.auth, tls: acc.tls, log,
-          routes: createApiHandler({ service: daemon, csrfToken: randomBytes(24).toString('hex'), log }),
+          view: views.view, host, port, auth: { ...acc.auth, session: dashboard.session }, tls: acc.tls, log,
+          publicRoutes: dashboard.publicRoutes,
+          unauthorized: dashboard.unauthorized,
+          routes: async (req, res) => (await dashboard.routes(req, res)) || api(req, res),
+          browseRoot: '/?browse',
+          home: { href: '/-/', label: 'Dashboard' },
         })
       } catch (e) {
-        for (const r of repos) await closeRepository(r)
+        await closeAll()
         const code = (e as NodeJS.ErrnoException).code
         if (code === 'EADDRINUSE') throw new CliError(`cannot listen on ${listen}: the address is in use`, EXIT.failure)
         throw new CliError(`cannot listen on ${listen}: ${(e as Error).message}`, code === 'EACCES' || code === 'EADDRNOTAVAIL' ? EXIT.usage : EXIT.failure)
       }
     }
+    // The first estimates, in the background (the dashboard says "computing" until they are in).
+    void costs.refresh().then(costCheck).catch((e: unknown) => log(`costs: ${(e as Error).message}`))
     await daemon.start()
-    log(`daemon: ${loaded.jobs.size} job${loaded.jobs.size === 1 ? '' : 's'}, state in ${state.dir}${server ? `, serving at ${server.url}` : ''}`)
-    if (a.json) process.stdout.write(JSON.stringify({ pid: process.pid, url: server?.url ?? null, state_dir: state.dir, jobs: [...loaded.jobs.keys()] }) + '\n')
+    log(`daemon: ${loaded.jobs.size} job${loaded.jobs.size === 1 ? '' : 's'}, state in ${state.dir}${server ? `, serving at ${server.url} (dashboard: ${server.url}-/)` : ''}${notify ? `, notifications to ${notify.channels.length} channel${notify.channels.length === 1 ? '' : 's'}` : ''}`)
+    if (acc?.plainHttp) log(`warning: plain HTTP on ${host} (server.allow_plain_http): credentials cross the network unencrypted`)
+    if (a.json) process.stdout.write(JSON.stringify({ pid: process.pid, url: server?.url ?? null, dashboard: server ? `${server.url}-/` : null, state_dir: state.dir, jobs: [...loaded.jobs.keys()] }) + '\n')
 
     let stopOnStdinEnd: (() => void) | null = null
     if (manual) {
@@ -180,8 +256,12 @@ export const daemonCommand: CommandModule<JobsArgs, Args> = {
         log(`${sig}: stopping`)
         void (async () => {
           await daemon.stop({ graceMs })
+          stopped = true
+          await costs.idle()
+          // Notifications still being delivered (a missed run, a lost worker, the cost check) go out first.
+          await notifications.flush()
           await server?.close()
-          for (const r of repos) await closeRepository(r).catch(() => undefined)
+          await closeAll()
           resolve()
         })()
       }

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { formatJournalEvent, isRunId, newRunId, runJob, type JournalEvent, type RunTrigger } from '../../engine/index.js'
 import { CliError, EXIT, err, out, printJson, formatBytes } from '../common.js'
-import { jobEventSink } from '../job-events.js'
+import { jobNotifications, loadNotifyConfig } from '../job-events.js'
 import { findJob, jobCwd, jobWork, loadJobs, openJobState, reRunUnderPriority, runExitCode, type JobsArgs } from '../jobs-context.js'
 import { SystemClock } from '../system-clock.js'
 
@@ -61,7 +61,16 @@ export const runCommand: CommandModule<JobsArgs, Args> = {
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    // A notify: section that cannot be used does not stop the backup: the run goes on without notifications.
+    let notifyConfig = null
+    try {
+      notifyConfig = loadNotifyConfig(loaded.config)
+    } catch (e) {
+      err(`coldstore: warning: notifications are off for this run: ${(e as Error).message}`)
+    }
+    const notifications = jobNotifications({ args: a, notify: notifyConfig, log: (l) => err(`coldstore: ${l}`), wait: true })
     const show = (e: JournalEvent): void => {
+      notifications.observe(e)
       if (a.quiet || a.json) return
       if (e.type === 'progress' && !process.stderr.isTTY) return
       if (e.type === 'finished' || e.type === 'started') return
@@ -77,9 +86,10 @@ export const runCommand: CommandModule<JobsArgs, Args> = {
       retries: a.retries,
       progressIntervalMs: loaded.daemon.progressIntervalMs,
       exitCode: (result, error) => runExitCode(result, error, signal),
-      onEvent: jobEventSink(loaded.config, (l) => err(`coldstore: ${l}`)),
+      onEvent: notifications.sink,
       onJournal: show,
     })
+    await notifications.flush()
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
     const e = outcome.event

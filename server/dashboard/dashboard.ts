@@ -42,6 +42,8 @@ export interface DashboardOptions {
   csrfToken: string
   /** How long a login lasts. */
   sessionTimeoutMs: number
+  /** HTTPS: cookies are Secure (default: auth.tls). */
+  secure?: boolean
   /** Plain HTTP beyond loopback was allowed (server.allow_plain_http): said on the login page. */
   plainHttp?: boolean
   log?: (line: string) => void
@@ -127,7 +129,7 @@ export function retentionPolicy(def: JobDefinition): RetentionPolicy | null {
 export function createDashboard(o: DashboardOptions): Dashboard {
   const src = o.source
   const log = o.log ?? (() => undefined)
-  const secure = o.auth.tls
+  const secure = o.secure ?? o.auth.tls
   const sessions = new SessionStore({ timeoutMs: o.sessionTimeoutMs, secure, now: () => src.now().getTime() })
   const needsLogin = authRequired(o.auth)
 
