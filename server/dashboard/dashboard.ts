@@ -212,7 +212,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
       return true
     }
     if (p !== '/-/login') return false
-    const next = safeNext(url.searchParams.get('next'))
+    let next = safeNext(url.searchParams.get('next'))
     if (!needsLogin) {
       req.resume()
       redirect(res, 303, next)
@@ -237,6 +237,8 @@ export function createDashboard(o: DashboardOptions): Dashboard {
       return true
     }
     const form = originOk(req) ? await readForm(req) : null
+    // A failed attempt shows the form again, still going where the browser wanted to go.
+    next = safeNext(form?.get('next') ?? null)
     const nonce = parseCookies(req).get(LOGIN_COOKIE)
     const field = form?.get('csrf')
     if (!form || !nonce || typeof field !== 'string' || !same(field, nonce)) {
@@ -258,7 +260,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     }
     sessions.succeeded(client)
     const cookie = sessions.create(user || 'token')
-    redirect(res, 303, safeNext(form.get('next')), { 'Set-Cookie': [cookie, `${LOGIN_COOKIE}=; Path=/-/login; HttpOnly; SameSite=Strict; Max-Age=0${secure ? '; Secure' : ''}`] })
+    redirect(res, 303, next, { 'Set-Cookie': [cookie, `${LOGIN_COOKIE}=; Path=/-/login; HttpOnly; SameSite=Strict; Max-Age=0${secure ? '; Secure' : ''}`] })
     return true
   }
 
