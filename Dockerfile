@@ -5,6 +5,9 @@
 #   docker compose up -d            (compose.yaml; the README's "Docker" section walks through it)
 #   docker build -t coldstore .     (this file alone)
 #
+# The daemon listens on 0.0.0.0:8088 inside the container (server.listen in coldstore.yaml), which needs
+# server.token_file or server.basic_auth, and server.tls_cert/tls_key or server.allow_plain_http: true.
+#
 # Two stages: the build stage compiles the native modules (zstd-napi builds with node-gyp when no
 # prebuilt binary can be fetched) and the TypeScript, then drops the dev dependencies; the runtime stage
 # holds only the program, its production node_modules, and restic, ssh and CA certificates from Debian.
@@ -54,15 +57,18 @@ RUN ln -s /app/bin/coldstore /usr/local/bin/coldstore \
  && coldstore --version
 # PUID/PGID: the user coldstore runs as (the image's `node` user, 1000:1000, by default); the entry point
 # starts as root only to hand /cache to that user, then drops to it. PUID=0 keeps root (host backups).
+# State (locks, the run journal, the daemon's bookkeeping) in /cache/state: /cache is the one writable volume.
 ENV COLDSTORE_CONFIG=/config/coldstore.yaml \
     COLDSTORE_CACHE_DIR=/cache \
+    COLDSTORE_STATE_DIR=/cache/state \
     XDG_CACHE_HOME=/cache \
     HOME=/cache \
     PUID=1000 \
     PGID=1000 \
     COLDSTORE_HEALTH_URL=http://127.0.0.1:8088/healthz
 EXPOSE 8088
-# Healthy while the daemon answers HTTP on its port (any status below 500: 401 with authentication on).
+# Healthy while the daemon answers on its port: GET /healthz (no authentication), over HTTP, or HTTPS when
+# server.tls_cert is set.
 HEALTHCHECK --interval=1m --timeout=10s --start-period=2m --retries=3 CMD ["node", "/app/scripts/docker-healthcheck.mjs"]
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/coldstore-entrypoint"]
 CMD ["daemon", "--config", "/config/coldstore.yaml"]
