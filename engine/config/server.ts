@@ -1,7 +1,8 @@
 /**
- * The `server:` section (what `coldstore daemon` listens on and how it is protected: the same options as
- * `coldstore serve`) and the `daemon:` section (state directory, journal rotation, shutdown grace).
- * Secrets are files: a token file, or Basic credentials as a user name and a password file.
+ * The `server:` section (what `coldstore daemon` listens on and how it is protected: `coldstore serve`'s
+ * options, plus `allow_plain_http` for plain HTTP beyond loopback and `session_timeout` for dashboard
+ * logins) and the `daemon:` section (state directory, journal rotation, shutdown grace). Secrets are
+ * files: a token file, or Basic credentials as a user name and a password file.
  */
 import { ConfigError } from '../errors.js'
 import type { ColdstoreConfig } from './config.js'

@@ -11,7 +11,7 @@ import { formatJournalEvent } from '../../engine/index.js'
 import { addedBytesSeries, renderChart } from './chart.js'
 import type { DashboardCosts, RepositoryCostState } from './source.js'
 import {
-  ago, bytes, duration, esc, healthPill, hours, jobHref, page, resultPill, runHref, table, usd, when, type PageContext,
+  ago, bytes, cut, duration, esc, healthPill, hours, jobHref, page, resultPill, runHref, table, usd, when, type PageContext,
 } from './render.js'
 
 /** A snapshot row of a job's page. */
@@ -41,8 +41,8 @@ function lastRunText(s: JobStatus, now: Date): string {
   return `${resultPill(r.result)} ${when(r.finished ?? r.started)} <span class="note">(${esc(ago(r.finished ?? r.started, now))})</span> · <a href="${esc(runHref(r.id))}">log</a>`
 }
 
-function reasons(s: JobStatus): string {
-  return s.reasons.length ? `<ul class="reasons">${s.reasons.map((r) => `<li>${esc(r)}</li>`).join('')}</ul>` : ''
+function reasons(s: JobStatus, max?: number): string {
+  return s.reasons.length ? `<ul class="reasons">${s.reasons.map((r) => `<li>${esc(max ? cut(r, max) : r)}</li>`).join('')}</ul>` : ''
 }
 
 /** The cost of one job from the cached estimates. */
@@ -107,7 +107,7 @@ export function overviewPage(ctx: PageContext, o: { statuses: JobStatus[]; runs:
 <dt>Last success</dt><dd>${s.last_success ? `${when(s.last_success.finished ?? s.last_success.started)} <span class="note">(${esc(ago(s.last_success.finished ?? s.last_success.started, ctx.now))})</span>` : '<span class="note">none</span>'}</dd>
 <dt>Next run</dt><dd>${s.next_run ? `${when(s.next_run)} <span class="note">(${esc(ago(s.next_run, ctx.now))})</span>` : '–'}</dd>
 <dt>Last snapshot</dt><dd>${size}</dd>
-</dl>${reasons(s)}
+</dl>${reasons(s, 160)}
 <div class="actions">${runNow(ctx, s)}<a href="${esc(jobHref(s.name))}">History, snapshots, cost</a></div>
 </li>`
   })
@@ -147,7 +147,7 @@ function runRow(r: RunSummary, withJob: boolean): string[] {
   const cells = [
     `${when(r.started)}<br><span class="note">${esc(r.trigger)}</span>`,
     ...(withJob ? [`<a href="${esc(jobHref(r.job))}">${esc(r.job)}</a>${r.kind === 'check' ? ' <span class="note">(check)</span>' : ''}`] : [r.kind === 'check' ? 'check' : 'backup']),
-    `${resultPill(r.result, running)}${r.error ? `<div class="wrap note">${esc(r.error.length > 160 ? `${r.error.slice(0, 159)}…` : r.error)}</div>` : ''}`,
+    `${resultPill(r.result, running)}${r.error ? `<div class="wrap note">${esc(cut(r.error, 160))}</div>` : ''}`,
     running ? '–' : esc(duration(r.duration_ms)),
     r.stats ? String(r.stats.files) : '–',
     r.stats ? esc(bytes(r.stats.bytes)) : '–',

@@ -2,7 +2,7 @@
  * HTML building blocks of the dashboard: escaping (every text and attribute value goes through `esc`),
  * the page frame, and formatting of bytes, dollars, times and durations.
  */
-import type { Health, RunResult } from '../../engine/index.js'
+import { formatWait, type Health, type RunResult } from '../../engine/index.js'
 import { humanBytes } from '../html.js'
 
 /** Escapes text for HTML element content and quoted attribute values. */
@@ -17,7 +17,8 @@ export const bytes = humanBytes
 export function usd(x: number | null | undefined): string {
   if (x === null || x === undefined) return '–'
   if (x === 0) return '$0.00'
-  if (Math.abs(x) < 0.01) return `$${x.toPrecision(2)}`
+  // Two significant digits, written out (2.7e-8 → $0.000000027).
+  if (Math.abs(x) < 0.01) return `$${x.toFixed(Math.min(12, 1 - Math.floor(Math.log10(Math.abs(x)))))}`
   return `$${x.toFixed(2)}`
 }
 
@@ -48,11 +49,14 @@ export function duration(ms: number | null | undefined): string {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
 }
 
-/** Typical hours as words: "at once", "3–5 hours", "24–48 hours". */
+/** Typical hours as words: "at once", "1–5 minutes", "24–48 hours" (the cost report's wording). */
 export function hours(h: [number, number]): string {
-  if (h[1] === 0) return 'at once'
-  const f = (x: number): string => (x < 1 ? `${Math.round(x * 60)} min` : `${x}`)
-  return h[0] === h[1] ? `${f(h[0])} hours` : `${f(h[0])}–${f(h[1])} hours`
+  return formatWait(h)
+}
+
+/** Shortens a long text (an error naming a whole hook command) for cards and tables. */
+export function cut(s: string, max = 200): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`
 }
 
 /** A health pill. */
