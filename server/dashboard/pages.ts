@@ -216,7 +216,7 @@ ${c?.repo.error ? '' : !j ? '<p class="note">No snapshot of this job in the esti
 <dt>Full restore</dt><dd>${esc(bytes(j.restore.bytes))} in ${j.restore.files} files of the latest snapshot, reading ${esc(bytes(j.restore.packs.bytes))} in ${j.restore.packs.objects} data packs</dd>
 </dl>
 ${table(['Tier', 'Typical wait', 'Estimated cost', 'Of which'], tiers, { cls: 'tiers', empty: 'No retrieval tiers (no price for these classes).' })}
-${archived.length ? `<p class="note">Data in ${esc(archived.join(', '))} must be retrieved before files can be downloaded (browsing the folders works at once): <code>coldstore restore &lt;snapshot&gt;:&lt;path&gt; --target DIR --request-retrieval --tier Bulk</code>, then again once it is readable.</p>` : ''}`}`
+${archived.length ? `<p class="note">Data in ${esc(archived.join(', '))} must be retrieved before files can be downloaded (browsing the folders works at once): <code>coldstore restore &lt;snapshot&gt;:&lt;path&gt; --repo ${esc(def.repo ?? '')} --target DIR --request-retrieval --tier Bulk</code>, then again without <code>--request-retrieval</code> once it is readable.</p>` : ''}`}`
   }
 
   const snapRows = (o.snapshots ?? []).map((x) => [
