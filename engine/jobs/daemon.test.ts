@@ -34,6 +34,8 @@ interface Harness {
   children: Map<string, ChildProcess>
   notified: JobEvent[]
   log: string[]
+  /** The clock's time at each onTick call (each wake-up of the scheduler). */
+  ticks: string[]
   /** Stops the daemon (each test ends with it). */
   close(): Promise<void>
   /** Sets the clock and waits until the scheduler has acted and every run it started has ended. */
@@ -48,6 +50,7 @@ async function harness(t: Test, o: { dir: string; jobs: Map<string, JobDefinitio
   const children = new Map<string, ChildProcess>()
   const notified: JobEvent[] = []
   const log: string[] = []
+  const ticks: string[] = []
   const startWorker = (r: WorkerRequest): WorkerHandle => {
     const req = { run: r.run, job: r.job.name, kind: r.kind, trigger: r.trigger, scheduled_for: r.scheduledFor?.toISOString() ?? null, now: clock.now().toISOString(), mode: o.mode?.(r) ?? 'success' }
     const c = spawn(process.execPath, [...loaderArgs, CHILD, 'worker', journal.dir, JSON.stringify(req)], { stdio: ['pipe', 'ignore', 'pipe'] })
@@ -63,7 +66,7 @@ async function harness(t: Test, o: { dir: string; jobs: Map<string, JobDefinitio
   }
   const daemon = new Daemon({
     jobs: o.jobs, journal, locks: new JobLocks({ dir: join(o.dir, 'locks'), host, now: () => clock.now() }), clock, host, stateDir: o.dir,
-    startWorker, onEvent: (e) => void notified.push(e), log: (l) => void log.push(l),
+    startWorker, onEvent: (e) => void notified.push(e), log: (l) => void log.push(l), onTick: (now) => void ticks.push(now.toISOString()),
   })
   const first = clock.nextSleep()
   await daemon.start()
@@ -79,7 +82,7 @@ async function harness(t: Test, o: { dir: string; jobs: Map<string, JobDefinitio
     return out
   }
   return {
-    daemon, clock, journal, children, notified, log, events,
+    daemon, clock, journal, children, notified, log, ticks, events,
     close: () => daemon.stop({ graceMs: 0, killAfterMs: 0 }),
     step: async (iso) => {
       const asleep = clock.nextSleep()
@@ -175,6 +178,7 @@ t.test('a job never watched before is not behind; noticing a fire time late beyo
   const evs = await h.events()
   t.same(evs.filter((e) => e.type === 'started').map((e) => (e as StartedEvent).scheduled_for), ['2026-06-10T13:00:00.000Z'])
   t.same(evs.filter((e): e is MissedEvent => e.type === 'missed').map((m) => m.latest), ['2026-06-10T14:00:00.000Z'])
+  t.same(h.ticks, ['2026-06-10T12:00:00.000Z', '2026-06-10T13:10:00.000Z', '2026-06-10T14:20:00.000Z'], 'onTick at every wake-up, with the clock\'s time')
   await h.close()
 })
 
