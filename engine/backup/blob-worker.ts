@@ -37,10 +37,9 @@ function doChunk(req: ChunkRequest): WorkerResponse {
   const buf = slot.subarray(0, req.length)
   const id = ids.id(buf)
   if (req.checkKnown && presence?.has(id)) return { seq: req.seq, kind: 'chunk', id: id.toString('hex'), known: true }
-  const enc = encoderFor(req.level).encode(buf)
-  if (enc.sealed.length > slot.length) throw new Error(`sealed blob (${enc.sealed.length} bytes) does not fit its slot (${slot.length})`)
-  enc.sealed.copy(slot, 0)
-  return { seq: req.seq, kind: 'chunk', id: id.toString('hex'), known: false, sealedLength: enc.sealed.length, compression: enc.compression, rawLength: enc.rawLength }
+  // Sealed in place, over the chunk it came from.
+  const enc = encoderFor(req.level).encodeInto(buf, slot)
+  return { seq: req.seq, kind: 'chunk', id: id.toString('hex'), known: false, sealedLength: enc.length, compression: enc.compression, rawLength: enc.rawLength }
 }
 
 /** Reads a whole small file; null when it grew to `limit` bytes or more (the caller then reads it the normal way). */
@@ -89,11 +88,9 @@ function doFiles(req: FilesRequest): WorkerResponse {
         results.push({ ...base, known: true })
         continue
       }
-      const enc = encoderFor(req.level).encode(r.data)
-      if (at + enc.sealed.length > slot.length) throw new Error('batch does not fit its slot')
-      enc.sealed.copy(slot, at)
-      results.push({ ...base, known: false, sealedOffset: at, sealedLength: enc.sealed.length, compression: enc.compression, rawLength: enc.rawLength })
-      at += enc.sealed.length
+      const enc = encoderFor(req.level).encodeInto(r.data, slot.subarray(at))
+      results.push({ ...base, known: false, sealedOffset: at, sealedLength: enc.length, compression: enc.compression, rawLength: enc.rawLength })
+      at += enc.length
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       results.push({ ok: false, code: e.code ?? 'EIO', message: e.message })
