@@ -148,7 +148,7 @@ function coldstoreNodeArgv(cs: string[], nodeFlags: string[]): { argv: string[];
     const dist = resolve(dirname(cs[0]), '..', 'dist')
     const main = existsSync(join(dist, 'bundle', 'coldstore.js')) ? join(dist, 'bundle', 'coldstore.js') : join(dist, 'cli', 'main.js')
     if (!existsSync(main)) return null
-    return { argv: [process.execPath, '--max-semi-space-size=2', ...nodeFlags, main], env: { MALLOC_MMAP_THRESHOLD_: '524288', MALLOC_ARENA_MAX: '2' } }
+    return { argv: [process.execPath, '--max-semi-space-size=2', '--heap-growing-percent=30', '--expose-gc', ...nodeFlags, main], env: { MALLOC_MMAP_THRESHOLD_: '524288', MALLOC_ARENA_MAX: '2' } }
   }
   if (/^node(js)?$/.test(basename(cs[0])) || cs[0] === process.execPath) return { argv: [cs[0], ...nodeFlags, ...cs.slice(1)], env: {} }
   return null

@@ -32,6 +32,26 @@ function encoderFor(level: number): BlobEncoder {
   return e
 }
 
+/**
+ * Sealing allocates one buffer per chunk (node:crypto's output), dead as soon
+ * as it is copied into the slot. V8 frees such buffers only when it collects
+ * the young generation, which it forces once ~32 MiB of them are waiting:
+ * each worker held up to that much garbage. When the process runs with
+ * --expose-gc (bin/coldstore does), a young-generation collection every
+ * COLLECT_EVERY bytes sealed bounds it (a scavenge of this small heap takes
+ * well under a millisecond).
+ */
+const collect = (globalThis as { gc?: (o: { type: 'minor'; execution: 'sync' }) => void }).gc
+const COLLECT_EVERY = 8 * 1024 * 1024
+let sealedSinceCollect = 0
+function sealed(n: number): void {
+  sealedSinceCollect += n
+  if (collect && sealedSinceCollect >= COLLECT_EVERY) {
+    sealedSinceCollect = 0
+    collect({ type: 'minor', execution: 'sync' })
+  }
+}
+
 function doChunk(req: ChunkRequest): WorkerResponse {
   const slot = slots[req.slot]
   const buf = slot.subarray(0, req.length)
@@ -39,6 +59,7 @@ function doChunk(req: ChunkRequest): WorkerResponse {
   if (req.checkKnown && presence?.has(id)) return { seq: req.seq, kind: 'chunk', id: id.toString('hex'), known: true }
   // Sealed in place, over the chunk it came from.
   const enc = encoderFor(req.level).encodeInto(buf, slot)
+  sealed(enc.length)
   return { seq: req.seq, kind: 'chunk', id: id.toString('hex'), known: false, sealedLength: enc.length, compression: enc.compression, rawLength: enc.rawLength }
 }
 
@@ -91,6 +112,7 @@ function doFiles(req: FilesRequest): WorkerResponse {
       const enc = encoderFor(req.level).encodeInto(r.data, slot.subarray(at))
       results.push({ ...base, known: false, sealedOffset: at, sealedLength: enc.length, compression: enc.compression, rawLength: enc.rawLength })
       at += enc.length
+      sealed(enc.length)
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       results.push({ ok: false, code: e.code ?? 'EIO', message: e.message })

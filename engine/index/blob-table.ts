@@ -59,8 +59,11 @@ export class BlobTable {
 
   /** Records a location unless the blob has one; true when added. Between `beginWrite` and `endWrite`. */
   add(id: Uint8Array, loc: BlobLocation): boolean {
-    return this.file.put(encodeSlot(id, loc), false) === 'added'
+    return this.file.put(encodeSlot(id, loc, this.scratch), false) === 'added'
   }
+
+  /** One slot's bytes, reused by every `add` (put writes it before returning). */
+  private readonly scratch = Buffer.alloc(SLOT_BYTES)
 
   endWrite(): void {
     this.file.endWrite()
@@ -96,8 +99,8 @@ export class BlobTable {
   }
 }
 
-function encodeSlot(id: Uint8Array, loc: BlobLocation): Buffer {
-  const b = Buffer.alloc(SLOT_BYTES)
+function encodeSlot(id: Uint8Array, loc: BlobLocation, b: Buffer): Buffer {
+  b.fill(0)
   b.set(id.subarray(0, 32), 0)
   b.write(loc.packId, 32, 32, 'hex')
   b[64] = loc.type === 'data' ? 0 : 1

@@ -41,6 +41,9 @@ export class FileTable {
   private readonly slots: SlotFile
   private readonly logPath: string
   private logFd: number
+  private listBuf = Buffer.alloc(0)
+  /** The key of the lookup in progress (no allocation per lookup). */
+  private readonly key = Buffer.alloc(16)
 
   private constructor(slots: SlotFile, logPath: string) {
     this.slots = slots
@@ -59,7 +62,8 @@ export class FileTable {
 
   /** What was stored for the file at (dev, ino), if anything. */
   get(dev: bigint, ino: bigint): FileCacheEntry | undefined {
-    const s = this.slots.get(fileKey(dev, ino))
+    writeKey(this.key, dev, ino)
+    const s = this.slots.get(this.key)
     if (!s) return undefined
     const n = s.readUInt32LE(AT_N)
     let chunks: string[]
@@ -81,7 +85,8 @@ export class FileTable {
 
   private readList(slot: Buffer, at: number, n: number): string[] | null {
     const len = LOG_HEAD + n * 32 + 4
-    const b = Buffer.allocUnsafe(len)
+    if (this.listBuf.length < len) this.listBuf = Buffer.allocUnsafe(Math.max(len, 4096))
+    const b = this.listBuf.subarray(0, len)
     if (readSync(this.logFd, b, 0, len, at) !== len) return null
     if (!b.subarray(0, 16).equals(slot.subarray(0, 16)) || b.readUInt32LE(16) !== n || fnv1a(b, 0, len - 4) !== b.readUInt32LE(len - 4)) return null
     const out: string[] = new Array(n)
@@ -93,12 +98,17 @@ export class FileTable {
   putAll(list: readonly { dev: bigint; ino: bigint; entry: FileCacheEntry }[]): void {
     this.slots.beginWrite()
     // Chunk lists first, in one write at the end of the log: a slot never points at bytes not written yet.
-    let end = fstatSync(this.logFd).size
-    const records: Buffer[] = []
+    // One buffer for the batch's slots and one for its records (not one small allocation per file).
+    const start = fstatSync(this.logFd).size
+    let end = start
+    let logBytes = 0
+    for (const { entry: e } of list) if (e.chunks.length > 1) logBytes += LOG_HEAD + e.chunks.length * 32 + 4
+    const all = Buffer.alloc(logBytes)
+    const slotBuf = Buffer.alloc(list.length * SLOT_BYTES)
     const slots: Buffer[] = []
     for (const { dev, ino, entry: e } of list) {
-      const s = Buffer.alloc(SLOT_BYTES)
-      fileKey(dev, ino).copy(s, 0)
+      const s = slotBuf.subarray(slots.length * SLOT_BYTES, (slots.length + 1) * SLOT_BYTES)
+      writeKey(s, dev, ino)
       s.writeBigUInt64LE(e.size, AT_SIZE)
       s.writeBigInt64LE(e.mtimeNs, AT_MTIME)
       s.writeBigInt64LE(e.ctimeNs, AT_CTIME)
@@ -108,23 +118,18 @@ export class FileTable {
         s.write(e.chunks[0], AT_PAYLOAD, 32, 'hex')
       } else if (e.chunks.length > 1) {
         const len = LOG_HEAD + e.chunks.length * 32 + 4
-        const r = Buffer.allocUnsafe(len)
+        const r = all.subarray(end - start, end - start + len)
         s.copy(r, 0, 0, 16)
         r.writeUInt32LE(e.chunks.length, 16)
         for (let i = 0; i < e.chunks.length; i++) r.write(e.chunks[i], LOG_HEAD + i * 32, 32, 'hex')
         r.writeUInt32LE(fnv1a(r, 0, len - 4), len - 4)
         s.writeBigUInt64LE(BigInt(end), AT_PAYLOAD)
         end += len
-        records.push(r)
       }
       slots.push(s)
     }
-    if (records.length) {
-      const all = Buffer.concat(records)
-      const at = end - all.length
-      let done = 0
-      while (done < all.length) done += writeSync(this.logFd, all, done, all.length - done, at + done)
-    }
+    let done = 0
+    while (done < all.length) done += writeSync(this.logFd, all, done, all.length - done, start + done)
     for (const s of slots) this.slots.put(s, true)
     this.slots.endWrite()
   }
@@ -146,9 +151,7 @@ export class FileTable {
   }
 }
 
-function fileKey(dev: bigint, ino: bigint): Buffer {
-  const k = Buffer.allocUnsafe(16)
+function writeKey(k: Buffer, dev: bigint, ino: bigint): void {
   k.writeBigUInt64BE(BigInt.asUintN(64, dev), 0)
   k.writeBigUInt64BE(BigInt.asUintN(64, ino), 8)
-  return k
 }

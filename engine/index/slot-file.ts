@@ -39,6 +39,8 @@ export class SlotFile {
   /** Set when the file was created empty at open (missing or unreadable before). */
   created = false
   private readonly buf: Buffer
+  /** For reading and writing the header (no allocation per write batch). */
+  private readonly head = Buffer.alloc(HEADER_BYTES)
   private lastReplaceCheck = 0
 
   private constructor(path: string, o: SlotFileOptions) {
@@ -99,7 +101,7 @@ export class SlotFile {
   }
 
   private header(cap: number, count: number): Buffer {
-    const h = Buffer.alloc(HEADER_BYTES)
+    const h = this.head.fill(0)
     h.write(this.magic, 0, 'latin1')
     h.writeUInt32LE(VERSION, 8)
     h.writeUInt32LE(this.slotBytes, 12)
@@ -139,7 +141,7 @@ export class SlotFile {
   /** Re-reads the count from the header (other processes may have added entries), after a `refresh`. */
   readCount(): number {
     this.refresh()
-    const h = Buffer.alloc(HEADER_BYTES)
+    const h = this.head
     if (readSync(this.fd, h, 0, HEADER_BYTES, 0) === HEADER_BYTES && this.headerOk(h, fstatSync(this.fd).size)) this.n = h.readUInt32LE(20)
     return this.n
   }
@@ -213,6 +215,7 @@ export class SlotFile {
    * Returns what happened. Call between `beginWrite` and `endWrite`.
    */
   put(slot: Buffer, replace: boolean): 'added' | 'replaced' | 'kept' {
+    // (`slot` is written before this returns: callers may reuse it.)
     if (slot.length !== this.slotBytes) throw new TypeError('slot has the wrong size')
     slot.writeUInt32LE(fnv1a(slot, 0, this.slotBytes - 4), this.slotBytes - 4)
     const r = this.find(slot)
