@@ -27,6 +27,8 @@ export interface MemorySample {
   shmem: number
   /** Resident bytes of mappings of a file named index.lmdb (the index cache). */
   indexMap: number
+  /** Resident bytes of [heap]: glibc's main malloc arena (the main thread's small allocations). */
+  brk: number
 }
 
 /** Resident bytes per kind of mapping, at the sample with the highest RSS. */
@@ -154,10 +156,14 @@ export class MemorySampler {
     const maps = readSmaps(pid) ?? []
     const t = Number(process.hrtime.bigint() - this.started) / 1e9
     let indexMap = 0
-    for (const m of maps) if (m.name.endsWith('/index.lmdb')) indexMap += m.rssBytes
+    let brk = 0
+    for (const m of maps) {
+      if (m.name.endsWith('/index.lmdb')) indexMap += m.rssBytes
+      else if (m.name === '[heap]') brk += m.rssBytes
+    }
     this.samples.push({
       t: Math.round(t * 100) / 100, rss: st.VmRSS, hwm: st.VmHWM ?? st.VmRSS, anon: st.RssAnon ?? 0, file: st.RssFile ?? 0,
-      shmem: st.RssShmem ?? 0, indexMap,
+      shmem: st.RssShmem ?? 0, indexMap, brk,
     })
     if (!this.peak || st.VmRSS > this.peak.rss) this.peak = breakdown(t, st.VmRSS, maps)
   }
@@ -192,8 +198,8 @@ function breakdown(t: number, rss: number, maps: Mapping[]): PeakBreakdown {
 /** Samples as tab-separated lines (MiB), with a header: for plotting or reading by eye. */
 export function samplesTsv(samples: readonly MemorySample[]): string {
   const mib = (n: number): string => (n / 1048576).toFixed(1)
-  const lines = ['t_s\trss_mib\thwm_mib\tanon_mib\tfile_mib\tshmem_mib\tindex_map_mib']
-  for (const s of samples) lines.push([s.t.toFixed(1), mib(s.rss), mib(s.hwm), mib(s.anon), mib(s.file), mib(s.shmem), mib(s.indexMap)].join('\t'))
+  const lines = ['t_s\trss_mib\thwm_mib\tanon_mib\tfile_mib\tshmem_mib\tindex_map_mib\tbrk_heap_mib']
+  for (const s of samples) lines.push([s.t.toFixed(1), mib(s.rss), mib(s.hwm), mib(s.anon), mib(s.file), mib(s.shmem), mib(s.indexMap), mib(s.brk)].join('\t'))
   return lines.join('\n') + '\n'
 }
 
@@ -237,7 +243,7 @@ async function cli(argv: string[]): Promise<void> {
   const max = (f: (s: MemorySample) => number): number => trace.samples.reduce((m, s) => Math.max(m, f(s)), 0)
   const lines = [
     `memwatch: ${((Date.now() - started) / 1000).toFixed(1)} s, exit ${code}, ${trace.samples.length} samples`,
-    `  peak VmHWM ${mib(max((s) => s.hwm))}; highest sampled RssAnon ${mib(max((s) => s.anon))}, RssFile ${mib(max((s) => s.file))}, index map ${mib(max((s) => s.indexMap))}`,
+    `  peak VmHWM ${mib(max((s) => s.hwm))}; highest sampled RssAnon ${mib(max((s) => s.anon))}, RssFile ${mib(max((s) => s.file))}, index map ${mib(max((s) => s.indexMap))}, [heap] ${mib(max((s) => s.brk))}`,
   ]
   if (trace.peak) {
     lines.push(`  at the sampled peak (${mib(trace.peak.rss)}, t=${trace.peak.t} s):`)

@@ -33,8 +33,8 @@ function encoderFor(level: number): BlobEncoder {
 }
 
 /**
- * Sealing allocates one buffer per chunk (node:crypto's output), dead as soon
- * as it is copied into the slot. V8 frees such buffers only when it collects
+ * Sealing (and, in restores, opening) allocates one buffer per blob
+ * (node:crypto's output), dead as soon as it is copied into the slot. V8 frees such buffers only when it collects
  * the young generation, which it forces once ~32 MiB of them are waiting:
  * each worker held up to that much garbage. When the process runs with
  * --expose-gc (bin/coldstore does), a young-generation collection every
@@ -144,6 +144,7 @@ function doDecode(req: DecodeRequest): WorkerResponse {
     }
     results.push({ ok: true, offset: at })
     at += b.rawLength
+    sealed(b.length) // opening allocates its output too
   }
   return { seq: req.seq, kind: 'decode', results }
 }
