@@ -11,10 +11,12 @@
  */
 import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
-import { AesGcmSealer, PlainSealer } from '../crypto/index.js'
+// Modules, not their folders' index.ts: the bundler would otherwise load the whole index/ folder (and LMDB,
+// its native addon and 16 MiB buffer) into every worker, ~50 ms of each worker's start.
+import { AesGcmSealer, PlainSealer } from '../crypto/sealer.js'
 import { IdHasher, hashHex } from '../hash/index.js'
-import { IdSet } from '../index/index.js'
-import { BlobEncoder, decodeBlobInto, newDecompressionContext } from '../pack/index.js'
+import { IdSet } from '../index/id-set.js'
+import { BlobEncoder, decodeBlobInto, newDecompressionContext } from '../pack/format.js'
 import type { ChunkRequest, DecodeRequest, DecodeResult, FileResult, FilesRequest, PresenceRequest, WorkerInit, WorkerResponse } from './worker-pool.js'
 
 const init = workerData as WorkerInit
