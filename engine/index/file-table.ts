@@ -53,7 +53,8 @@ export class FileTable {
 
   /** Opens (creating) the table at `path` and its log at `path`.log. */
   static open(path: string): FileTable {
-    return new FileTable(SlotFile.open(path, { slotBytes: SLOT_BYTES, keyBytes: 16, magic: 'CSFILET1' }), `${path}.log`)
+    // A miss is normal here (a new file): look for a table another process replaced at most once a second.
+    return new FileTable(SlotFile.open(path, { slotBytes: SLOT_BYTES, keyBytes: 16, magic: 'CSFILET1', missCheckMs: 1000 }), `${path}.log`)
   }
 
   get count(): number {

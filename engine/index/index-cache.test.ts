@@ -219,6 +219,35 @@ t.test('a pending pack recorded without its blobs (a crash in between) gets them
   await d.close()
 })
 
+t.test('a blob table whose count is off (a run killed mid-write) is recounted when the id set is rebuilt', async (t) => {
+  const dir = t.testdir()
+  const p = pack(50, 'count')
+  {
+    const c = IndexCache.open(dir, 'repo')
+    c.addPacks([p], { pending: false })
+    await c.close()
+  }
+  // The header says 7 (what a writer killed before its endWrite could leave).
+  const path = join(dir, 'repo', 'blobs.table')
+  const data = readFileSync(path)
+  data.writeUInt32LE(7, 20)
+  let h = 0x811c9dc5
+  for (let i = 0; i < 60; i++) h = Math.imul(h ^ data[i], 0x01000193)
+  data.writeUInt32LE(h >>> 0 || 1, 60)
+  writeFileSync(path, data)
+  {
+    const c = IndexCache.open(dir, 'repo')
+    t.equal(c.blobCount(), 7, 'the damaged count is what the header says')
+    t.ok(p.entries.every((e) => c.hasBlob(e.id)), 'the id set is rebuilt from the table itself')
+    t.equal(c.blobCount(), 50, 'and the count is fixed')
+    await c.close()
+  }
+  const c = IndexCache.open(dir, 'repo')
+  t.equal(c.blobCount(), 50)
+  t.equal(c.storedIds().size, 50, 'and after reopening')
+  await c.close()
+})
+
 t.test('a lost blob table makes the cache forget what it had loaded (so it is loaded again)', async (t) => {
   const dir = t.testdir()
   const p = pack(10, 'lost')

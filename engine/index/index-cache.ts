@@ -161,7 +161,13 @@ export class IndexCache {
   /** Builds the id set from the blob table (one sequential read of it). */
   private rebuildIds(): IdSet {
     const ids = IdSet.create(this.blobs.count)
-    for (const [id] of this.blobs.entries()) ids.add(id)
+    let n = 0
+    for (const [id] of this.blobs.entries()) {
+      ids.add(id)
+      n++
+    }
+    // A run that died mid-write leaves the header's count off, and a saved set would never match it again.
+    if (n !== this.blobs.readCount()) this.root.transactionSync(() => this.blobs.recount())
     this.idsDirty = true
     return ids
   }

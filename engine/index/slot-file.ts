@@ -32,6 +32,7 @@ export class SlotFile {
   readonly slotBytes: number
   readonly keyBytes: number
   private readonly magic: string
+  private readonly missCheckMs: number
   private fd = -1
   private ino = 0
   private cap = 0
@@ -48,6 +49,7 @@ export class SlotFile {
     this.slotBytes = o.slotBytes
     this.keyBytes = o.keyBytes
     this.magic = o.magic
+    this.missCheckMs = o.missCheckMs ?? 0
     this.buf = Buffer.alloc(o.slotBytes * PROBE_READ)
   }
 
@@ -146,10 +148,14 @@ export class SlotFile {
     return this.n
   }
 
-  /** `refresh`, at most once a second: for lookups that missed (a miss is normal; the file is rarely replaced). */
+  /**
+   * `refresh` after a lookup missed, at most every `missCheckMs`: a table
+   * whose misses are normal (the file cache, in a first backup) checks
+   * rarely; one where a miss is an error (blob locations) checks every time.
+   */
   private refreshOnMiss(): boolean {
     const now = Date.now()
-    if (now - this.lastReplaceCheck < 1000) return false
+    if (now - this.lastReplaceCheck < this.missCheckMs) return false
     this.lastReplaceCheck = now
     return this.refresh()
   }
@@ -263,7 +269,7 @@ export class SlotFile {
   private grow(): void {
     const cap = this.cap * 2
     const tmp = `${this.path}.${process.pid}.tmp`
-    const next = new SlotFile(this.path, { slotBytes: this.slotBytes, keyBytes: this.keyBytes, magic: this.magic })
+    const next = new SlotFile(this.path, { slotBytes: this.slotBytes, keyBytes: this.keyBytes, magic: this.magic, missCheckMs: this.missCheckMs })
     next.create(tmp, cap)
     const fd = openSync(tmp, 'r+')
     next.fd = fd
@@ -317,6 +323,8 @@ export interface SlotFileOptions {
   magic: string
   /** Capacity of a new table (default 1024). */
   initialSlots?: number
+  /** Least time between two checks for a replaced file after lookups that missed (default 0: every miss). */
+  missCheckMs?: number
 }
 
 const VERSION = 1
