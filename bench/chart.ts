@@ -170,6 +170,85 @@ export function renderChart(r: Results): string {
   return parts.join('\n') + '\n'
 }
 
+/**
+ * Memory over time of every measured command, one panel per step, one line per tool: RSS (solid) and,
+ * for coldstore, its anonymous part (dashed), from the harness's 0.5 s samples. Time is each command's own
+ * (seconds from its start). Flat memory shows as lines that level off; growth with the data, as lines
+ * that keep rising to the end of a long step.
+ */
+export function renderMemoryChart(r: Results): string {
+  const tools = TOOL_ORDER.filter((t) => r.tools.some((x) => x.name === t))
+  const rounds = r.options.rounds
+  const steps = ['initial', 'rerun', ...Array.from({ length: rounds }, (_, i) => `m${i + 1}`), 'restore', 'restore-file', 'ls']
+    .filter((step) => r.steps.some((s) => s.step === step && s.memory?.samples.length))
+  const W = 980
+  const cols = 2
+  const PW = W / cols
+  const PH = 230
+  const header = 64
+  const H = header + Math.ceil(steps.length / cols) * PH + 16
+  const parts: string[] = []
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">`)
+  parts.push(`<style>
+    .title { font-size: 14px; font-weight: bold; fill: #111; }
+    .sub { font-size: 12px; fill: #444; }
+    .axis { font-size: 11px; fill: #555; }
+    .step { font-size: 12px; fill: #222; }
+    .grid { stroke: #d4d4d4; stroke-width: 1; }
+    .base { stroke: #444; stroke-width: 1; }
+  </style>`)
+  parts.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`)
+  const sizeText = `${(r.options.size / 1e9).toFixed(r.options.size < 1e10 ? 1 : 0)} GB`
+  parts.push(`<text x="16" y="24" class="title" style="font-size:17px">Memory over time per step (MiB) — ${esc(sizeText)} generated project</text>`)
+  parts.push(`<text x="16" y="44" class="sub">${esc('RSS every 0.5 s (solid), coldstore\'s anonymous part (dashed); x: seconds since the start')}</text>`)
+  let lx = W - 16 - tools.length * 100
+  for (const t of tools) {
+    parts.push(`<rect x="${lx}" y="34" width="14" height="14" fill="${COLORS[t]}"/><text x="${lx + 19}" y="46" class="step">${t}</text>`)
+    lx += 100
+  }
+  steps.forEach((step, i) => {
+    const x0 = (i % cols) * PW
+    const y0 = header + Math.floor(i / cols) * PH
+    const left = 52
+    const right = 14
+    const top = 26
+    const bottom = 30
+    const pw = PW - left - right
+    const ph = PH - top - bottom
+    const px = x0 + left
+    const py = y0 + top
+    const series = tools.map((tool) => ({ tool, s: r.steps.find((x) => x.tool === tool && x.step === step) })).filter((x) => x.s?.memory?.samples.length)
+    const maxT = Math.max(0.5, ...series.map((x) => x.s!.memory!.samples.at(-1)!.t))
+    const maxV = Math.max(1, ...series.flatMap((x) => x.s!.memory!.samples.map((m) => m.rss / MiB)))
+    const vStep = niceStep(maxV)
+    const vTop = Math.ceil((maxV * 1.05) / vStep) * vStep
+    const tStep = niceStep(maxT)
+    const xOf = (t: number): number => px + (t / maxT) * pw
+    const yOf = (v: number): number => py + ph - (v / vTop) * ph
+    parts.push(`<text x="${px}" y="${y0 + 18}" class="title">${esc(stepLabel(step))}</text>`)
+    for (let v = 0; v <= vTop + 1e-9; v += vStep) {
+      parts.push(`<line x1="${px}" x2="${px + pw}" y1="${yOf(v).toFixed(1)}" y2="${yOf(v).toFixed(1)}" class="grid"/>`)
+      parts.push(`<text x="${px - 6}" y="${(yOf(v) + 4).toFixed(1)}" class="axis" text-anchor="end">${num(v)}</text>`)
+    }
+    for (let t = 0; t <= maxT + 1e-9; t += tStep) parts.push(`<text x="${xOf(t).toFixed(1)}" y="${py + ph + 15}" class="axis" text-anchor="middle">${secs(t)}</text>`)
+    parts.push(`<line x1="${px}" x2="${px + pw}" y1="${py + ph}" y2="${py + ph}" class="base"/>`)
+    for (const { tool, s } of series) {
+      const m = s!.memory!.samples
+      const line = (f: (x: MemoryPoint) => number): string => m.map((x, k) => `${k ? 'L' : 'M'}${xOf(x.t).toFixed(1)},${yOf(f(x) / MiB).toFixed(1)}`).join(' ')
+      parts.push(`<path d="${line((x) => x.rss)}" fill="none" stroke="${COLORS[tool] ?? '#666'}" stroke-width="1.6"><title>${esc(`${tool} ${stepLabel(step)}: peak ${num((s!.maxRssBytes ?? 0) / MiB)} MiB`)}</title></path>`)
+      if (tool === 'coldstore') parts.push(`<path d="${line((x) => x.anon)}" fill="none" stroke="${COLORS[tool]}" stroke-width="1" stroke-dasharray="4 3"/>`)
+    }
+  })
+  parts.push('</svg>')
+  return parts.join('\n') + '\n'
+}
+
+interface MemoryPoint {
+  t: number
+  rss: number
+  anon: number
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const file = process.argv[2]
   if (!file) {

@@ -275,8 +275,9 @@ async function benchPackWrite(data: Uint8Array, blobBytes: number, runs: number)
 }
 
 /**
- * The LMDB blob index: `count` blobs in packs of 1,000 entries inserted the
- * way index objects are loaded, then lookups in random order of present ids
+ * The index cache's blob table (a slot file, read with pread): `count` blobs
+ * in packs of 1,000 entries inserted the way index objects are loaded, then
+ * lookups in random order of present ids
  * (`getBlob`, as restore and verify do), of absent ids (`hasBlob`, as a
  * backup asks for every new chunk, answered from the in-memory id set), and
  * from a worker's view of that set (`IdSet.has` on the shared buffer).
@@ -304,7 +305,7 @@ async function benchIndex(count: number): Promise<void> {
       cache.addPacks([{ packId: hex(), kind: 'data', size: per * 1000, entries }], { pending: false })
     }
     const insert = Number(process.hrtime.bigint() - t0) / 1e9
-    record({ bench: 'lmdb-insert', input: 'random', bytes: 0, runs: 1, bestSeconds: insert, mbps: 0, ops: count, opsPerSec: Math.round(count / insert) })
+    record({ bench: 'index-insert', input: 'random', bytes: 0, runs: 1, bestSeconds: insert, mbps: 0, ops: count, opsPerSec: Math.round(count / insert) })
     const order = ids.map((_, i) => i)
     for (let i = order.length - 1; i > 0; i--) {
       const j = rng.below(i + 1)
@@ -316,7 +317,7 @@ async function benchIndex(count: number): Promise<void> {
       for (const i of order) if (cache.getBlob(ids[i])) found++
     })
     if (found !== count) throw new Error(`index lost blobs: ${found} of ${count}`)
-    record({ bench: 'lmdb-getBlob-present', input: 'random', bytes: 0, runs: 3, bestSeconds: hit, mbps: 0, ops: count, opsPerSec: Math.round(count / hit) })
+    record({ bench: 'index-getBlob-present', input: 'random', bytes: 0, runs: 3, bestSeconds: hit, mbps: 0, ops: count, opsPerSec: Math.round(count / hit) })
     const absent = Array.from({ length: 200_000 }, hex)
     let extra = 0
     const miss = bestOf(3, () => {
@@ -324,7 +325,7 @@ async function benchIndex(count: number): Promise<void> {
       for (const id of absent) if (cache.hasBlob(id)) extra++
     })
     if (extra !== 0) throw new Error('absent ids reported present')
-    record({ bench: 'lmdb-hasBlob-absent', input: 'random', bytes: 0, runs: 3, bestSeconds: miss, mbps: 0, ops: absent.length, opsPerSec: Math.round(absent.length / miss) })
+    record({ bench: 'index-hasBlob-absent', input: 'random', bytes: 0, runs: 3, bestSeconds: miss, mbps: 0, ops: absent.length, opsPerSec: Math.round(absent.length / miss) })
     const presence = IdSet.view(cache.storedIds().buffer)
     const keys = order.slice(0, 200_000).map((i) => Buffer.from(ids[i], 'hex'))
     let seen = 0

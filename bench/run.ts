@@ -45,7 +45,8 @@ import {
   planBudget, treeDigest, walkFiles, type GenerateResult, type MutationResult, type RatioRow, type TreeDigest,
 } from './dataset.js'
 import { profileMarkdown, summarizeProfiles, type ProfileSummary } from './profile.js'
-import { renderChart, stepLabel } from './chart.js'
+import { renderChart, renderMemoryChart, stepLabel } from './chart.js'
+import { MemorySampler, samplesTsv, thinSamples, type MemorySample, type PeakBreakdown } from './memwatch.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 /** The project root (bench/ is compiled to dist/bench/). */
@@ -148,7 +149,7 @@ function coldstoreNodeArgv(cs: string[], nodeFlags: string[]): { argv: string[];
     const dist = resolve(dirname(cs[0]), '..', 'dist')
     const main = existsSync(join(dist, 'bundle', 'coldstore.js')) ? join(dist, 'bundle', 'coldstore.js') : join(dist, 'cli', 'main.js')
     if (!existsSync(main)) return null
-    return { argv: [process.execPath, '--max-semi-space-size=2', ...nodeFlags, main], env: { MALLOC_MMAP_THRESHOLD_: '524288', MALLOC_ARENA_MAX: '2' } }
+    return { argv: [process.execPath, '--max-semi-space-size=2', '--heap-growing-percent=30', '--expose-gc', ...nodeFlags, main], env: { MALLOC_MMAP_THRESHOLD_: '524288', MALLOC_ARENA_MAX: '2' } }
   }
   if (/^node(js)?$/.test(basename(cs[0])) || cs[0] === process.execPath) return { argv: [cs[0], ...nodeFlags, ...cs.slice(1)], env: {} }
   return null
@@ -335,6 +336,8 @@ export interface Measured {
   maxRssBytes: number | null
   stdoutFile: string
   stderrFile: string
+  /** RSS and its parts, sampled from /proc every 0.5 s (see memwatch.ts); null off Linux. */
+  memory: { samples: MemorySample[]; peak: PeakBreakdown | null } | null
 }
 
 const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null
@@ -350,11 +353,15 @@ async function measure(cmd: Cmd, logBase: string, label: string): Promise<Measur
   const started = process.hrtime.bigint()
   const beat = setInterval(() => say(`  ${label}: still running (${dur(Number(process.hrtime.bigint() - started) / 1e9)})`), 30_000)
   try {
+    let sampler: MemorySampler | null = null
     const { code, signal } = await new Promise<{ code: number | null; signal: string | null }>((res, rej) => {
       const child = spawn(argv[0], argv.slice(1), { cwd: cmd.cwd, env: cmd.env, stdio: ['ignore', outFd, errFd] })
+      if (child.pid !== undefined && existsSync('/proc/self/smaps')) sampler = new MemorySampler(child.pid, { intervalMs: 500 }).start()
       child.on('error', rej)
       child.on('exit', (c, s) => res({ code: c, signal: s }))
     })
+    const trace = (sampler as MemorySampler | null)?.stop() ?? null
+    if (trace) writeFileSync(`${logBase}.mem.tsv`, samplesTsv(trace.samples))
     const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9
     let user: number | null = null
     let sys: number | null = null
@@ -371,6 +378,7 @@ async function measure(cmd: Cmd, logBase: string, label: string): Promise<Measur
     return {
       exitCode: code, signal, wallSeconds, userSeconds: user, sysSeconds: sys,
       cpuSeconds: user !== null && sys !== null ? user + sys : null, maxRssBytes: rss, stdoutFile, stderrFile,
+      memory: trace ? { samples: thinSamples(trace.samples, 200), peak: trace.peak && { ...trace.peak, byName: trace.peak.byName.slice(0, 8) } } : null,
     }
   } finally {
     clearInterval(beat)
@@ -438,6 +446,8 @@ export interface StepResult {
   lines?: number
   /** coldstore snapshots: the `stats` of `snapshot --json`. */
   toolStats?: Record<string, number>
+  /** The memory curve (at most 200 samples, the highest kept) and what the sampled peak was made of. */
+  memory?: { samples: MemorySample[]; peak: PeakBreakdown | null } | null
   error?: string
   detail?: string
 }
@@ -602,6 +612,30 @@ function metricTable(r: Results, title: string, steps: string[], get: (s: StepRe
   return lines.join('\n') + '\n'
 }
 
+/**
+ * coldstore's memory per step, from the 0.5 s samples (memory.svg draws the curves): the peak, the sample
+ * with the highest RSS and what it was made of, and where in the step it came (a peak at the end of a long
+ * step, or one that keeps rising, is the sign of something that grows with the data).
+ */
+function memoryTable(r: Results, steps: string[]): string {
+  const rows = steps.map((step) => r.steps.find((s) => s.tool === 'coldstore' && s.step === step && s.ok)).filter((s): s is StepResult => Boolean(s?.memory?.samples.length))
+  if (!rows.length) return ''
+  const L = [
+    "**coldstore's memory per step** (MiB; sampled every 0.5 s from /proc; anonymous = heaps, buffers, malloc; file = the program and libraries; [heap] = the main malloc arena; the curves are in memory.svg)",
+    '',
+    '| step | peak RSS | highest sample | anonymous | file-backed | index map | [heap] | at | RSS at ¼ / ½ / ¾ / end |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
+  for (const s of rows) {
+    const m = s.memory!.samples
+    const top = m.reduce((a, b) => (b.rss > a.rss ? b : a))
+    const end = m[m.length - 1].t || 1
+    const at = (f: number): string => ((m.find((x) => x.t >= f * end) ?? m[m.length - 1]).rss / MiB).toFixed(0)
+    L.push(`| ${stepLabel(s.step)} | ${mib(s.maxRssBytes)} | ${(top.rss / MiB).toFixed(0)} | ${(top.anon / MiB).toFixed(0)} | ${(top.file / MiB).toFixed(0)} | ${(top.indexMap / MiB).toFixed(0)} | ${((top.brk ?? 0) / MiB).toFixed(0)} | ${Math.round((100 * top.t) / end)} % | ${[0.25, 0.5, 0.75].map(at).join(' / ')} / ${(m[m.length - 1].rss / MiB).toFixed(0)} |`)
+  }
+  return L.join('\n') + '\n'
+}
+
 export function markdownReport(r: Results): string {
   const steps = stepOrder(r.options.rounds)
   const snapSteps = steps.filter((s) => s === 'initial' || s === 'rerun' || /^m\d+$/.test(s))
@@ -627,6 +661,7 @@ export function markdownReport(r: Results): string {
   L.push(metricTable(r, 'Time (s)', steps, (s) => s.wallSeconds, (n) => n.toFixed(n < 10 ? 2 : 1)))
   L.push(metricTable(r, 'CPU (user + sys, s)', steps, (s) => s.cpuSeconds, (n) => n.toFixed(n < 10 ? 2 : 1)))
   L.push(metricTable(r, 'Peak RSS', steps, (s) => s.maxRssBytes, (n) => mib(n)))
+  L.push(memoryTable(r, steps))
   L.push(metricTable(r, 'Repository size after the step', snapSteps, (s) => s.repoBytes, (n) => mib(n)))
   L.push(metricTable(r, 'Added to the repository by the step', snapSteps, (s) => s.repoAddedBytes, (n) => mib(n)))
   const failed = r.steps.filter((s) => !s.ok || s.verified === false || s.warning)
@@ -901,7 +936,7 @@ export async function run(o: Options): Promise<Results> {
       const s: StepResult = {
         tool: tool.name, kind: p.kind, step: p.step, round: p.round, ok, warning: ok && r.exitCode !== 0, exitCode: r.exitCode,
         wallSeconds: r.wallSeconds, userSeconds: r.userSeconds, sysSeconds: r.sysSeconds, cpuSeconds: r.cpuSeconds,
-        maxRssBytes: r.maxRssBytes, repoBytes, repoAddedBytes: repoBytes - repoBefore, verified: null,
+        maxRssBytes: r.maxRssBytes, repoBytes, repoAddedBytes: repoBytes - repoBefore, verified: null, memory: r.memory,
       }
       if (!ok) s.error = tail(r.stderrFile) || `exit ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`
       else if (s.warning) s.detail = tail(r.stderrFile, 3)
@@ -979,6 +1014,7 @@ export async function run(o: Options): Promise<Results> {
   writeFileSync(join(o.out, 'results.json'), JSON.stringify(results, null, 2) + '\n')
   writeFileSync(join(o.out, 'report.md'), markdownReport(results))
   writeFileSync(join(o.out, 'chart.svg'), renderChart(results))
+  writeFileSync(join(o.out, 'memory.svg'), renderMemoryChart(results))
   if (!o.keep) {
     for (const d of ['repos', 'cache', 'borg-base', 'restore', 'home', 'profile']) rmSync(join(o.work, d), { recursive: true, force: true })
     rmSync(data, { recursive: true, force: true })

@@ -491,7 +491,6 @@ class Archiver {
     }
     if (st.blocks * 512n < st.size) node.sparse = true
     this.progress.files++
-    this.repo.cache.trimIfWanted()
     const cached = this.repo.cache.getFile(st.dev, st.ino)
     if (
       cached && cached.size === st.size && cached.mtimeNs === st.mtimeNs && cached.ctimeNs === st.ctimeNs &&

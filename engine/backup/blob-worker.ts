@@ -11,10 +11,12 @@
  */
 import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
-import { AesGcmSealer, PlainSealer } from '../crypto/index.js'
+// Modules, not their folders' index.ts: the bundler would otherwise load the whole index/ folder (and LMDB,
+// its native addon and 16 MiB buffer) into every worker, ~50 ms of each worker's start.
+import { AesGcmSealer, PlainSealer } from '../crypto/sealer.js'
 import { IdHasher, hashHex } from '../hash/index.js'
-import { IdSet } from '../index/index.js'
-import { BlobEncoder, decodeBlobInto, newDecompressionContext } from '../pack/index.js'
+import { IdSet } from '../index/id-set.js'
+import { BlobEncoder, decodeBlobInto, newDecompressionContext } from '../pack/format.js'
 import type { ChunkRequest, DecodeRequest, DecodeResult, FileResult, FilesRequest, PresenceRequest, WorkerInit, WorkerResponse } from './worker-pool.js'
 
 const init = workerData as WorkerInit
@@ -32,15 +34,35 @@ function encoderFor(level: number): BlobEncoder {
   return e
 }
 
+/**
+ * Sealing (and, in restores, opening) allocates one buffer per blob
+ * (node:crypto's output), dead as soon as it is copied into the slot. V8 frees such buffers only when it collects
+ * the young generation, which it forces once ~32 MiB of them are waiting:
+ * each worker held up to that much garbage. When the process runs with
+ * --expose-gc (bin/coldstore does), a young-generation collection every
+ * COLLECT_EVERY bytes sealed bounds it (a scavenge of this small heap takes
+ * well under a millisecond).
+ */
+const collect = (globalThis as { gc?: (o: { type: 'minor'; execution: 'sync' }) => void }).gc
+const COLLECT_EVERY = 8 * 1024 * 1024
+let sealedSinceCollect = 0
+function sealed(n: number): void {
+  sealedSinceCollect += n
+  if (collect && sealedSinceCollect >= COLLECT_EVERY) {
+    sealedSinceCollect = 0
+    collect({ type: 'minor', execution: 'sync' })
+  }
+}
+
 function doChunk(req: ChunkRequest): WorkerResponse {
   const slot = slots[req.slot]
   const buf = slot.subarray(0, req.length)
   const id = ids.id(buf)
   if (req.checkKnown && presence?.has(id)) return { seq: req.seq, kind: 'chunk', id: id.toString('hex'), known: true }
-  const enc = encoderFor(req.level).encode(buf)
-  if (enc.sealed.length > slot.length) throw new Error(`sealed blob (${enc.sealed.length} bytes) does not fit its slot (${slot.length})`)
-  enc.sealed.copy(slot, 0)
-  return { seq: req.seq, kind: 'chunk', id: id.toString('hex'), known: false, sealedLength: enc.sealed.length, compression: enc.compression, rawLength: enc.rawLength }
+  // Sealed in place, over the chunk it came from.
+  const enc = encoderFor(req.level).encodeInto(buf, slot)
+  sealed(enc.length)
+  return { seq: req.seq, kind: 'chunk', id: id.toString('hex'), known: false, sealedLength: enc.length, compression: enc.compression, rawLength: enc.rawLength }
 }
 
 /** Reads a whole small file; null when it grew to `limit` bytes or more (the caller then reads it the normal way). */
@@ -89,11 +111,10 @@ function doFiles(req: FilesRequest): WorkerResponse {
         results.push({ ...base, known: true })
         continue
       }
-      const enc = encoderFor(req.level).encode(r.data)
-      if (at + enc.sealed.length > slot.length) throw new Error('batch does not fit its slot')
-      enc.sealed.copy(slot, at)
-      results.push({ ...base, known: false, sealedOffset: at, sealedLength: enc.sealed.length, compression: enc.compression, rawLength: enc.rawLength })
-      at += enc.sealed.length
+      const enc = encoderFor(req.level).encodeInto(r.data, slot.subarray(at))
+      results.push({ ...base, known: false, sealedOffset: at, sealedLength: enc.length, compression: enc.compression, rawLength: enc.rawLength })
+      at += enc.length
+      sealed(enc.length)
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       results.push({ ok: false, code: e.code ?? 'EIO', message: e.message })
@@ -125,6 +146,7 @@ function doDecode(req: DecodeRequest): WorkerResponse {
     }
     results.push({ ok: true, offset: at })
     at += b.rawLength
+    sealed(b.length) // opening allocates its output too
   }
   return { seq: req.seq, kind: 'decode', results }
 }

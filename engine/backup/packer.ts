@@ -3,8 +3,15 @@ import type { ObjectWriter } from '../remote/index.js'
 import { packKindOf, type Repository } from '../repo/index.js'
 import type { BlobType } from '../types.js'
 
-/** An index object is written every this many uploaded packs (1 GiB with 16 MiB packs). */
+/** An index object is written every this many uploaded packs (1 GiB with 16 MiB packs)... */
 const INDEX_EVERY_PACKS = 64
+/**
+ * ...or once the packs not yet indexed hold this many blobs: writing an index
+ * object decodes every pending pack's entries (~150 bytes of objects each),
+ * and 64 packs of small files hold ~500,000 (restic starts a new index file at
+ * 50,000 blobs).
+ */
+const INDEX_EVERY_BLOBS = 32_768
 
 /** A pack being written, and the remote object its bytes stream to (none in dry-run mode). */
 interface OpenPack {
@@ -29,6 +36,7 @@ export class Packer {
   private readonly encoder: BlobEncoder
   /** Packs uploaded since the last index object; and the index write in progress, if any. */
   private unindexed = 0
+  private unindexedBlobs = 0
   private readonly indexEvery: number
   private indexing: Promise<void> = Promise.resolve()
   /** Packs being written or committed, to abort on failure. */
@@ -127,9 +135,11 @@ export class Packer {
       await this.repo.savePack(p.object, pack)
       this.unfinished.delete(p.object)
       for (const e of pack.entries) this.added.delete(e.id)
-      if (++this.unindexed >= this.indexEvery) {
+      this.unindexedBlobs += pack.entries.length
+      if (++this.unindexed >= this.indexEvery || this.unindexedBlobs >= INDEX_EVERY_BLOBS) {
         // Index as we go: after a crash, another host (or a lost cache) finds these packs without a repair.
         this.unindexed = 0
+        this.unindexedBlobs = 0
         this.indexing = this.indexing.then(() => this.repo.indexPendingPacks()).then(() => {}, (err) => { this.error ??= err })
       }
     })().then(

@@ -19,6 +19,13 @@ export interface Sealer {
   readonly encrypted: boolean
   readonly overhead: number
   seal(plaintext: Uint8Array): Buffer
+  /**
+   * Seals `plaintext` into `out` (at least `plaintext.length + overhead`
+   * bytes) and returns the sealed length. `plaintext` may be the start of
+   * `out` itself (it is read before `out` is written): a worker seals a chunk
+   * in the slot it came in, allocating no buffer for the result.
+   */
+  sealInto(plaintext: Uint8Array, out: Uint8Array): number
   /** Returns the plaintext; throws IntegrityError if authentication fails. */
   open(sealed: Uint8Array, what?: string): Buffer
 }
@@ -45,15 +52,23 @@ export class AesGcmSealer implements Sealer {
     return n
   }
   seal(plaintext: Uint8Array): Buffer {
+    const out = Buffer.allocUnsafe(12 + plaintext.length + 16)
+    this.sealInto(plaintext, out)
+    return out
+  }
+  sealInto(plaintext: Uint8Array, out: Uint8Array): number {
+    const total = 12 + plaintext.length + 16
+    if (out.length < total) throw new RangeError(`sealed object needs ${total} bytes, the output has ${out.length}`)
     const nonce = this.nextNonce()
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
-    const out = Buffer.allocUnsafe(12 + plaintext.length + 16)
-    nonce.copy(out, 0)
-    const n = cipher.update(plaintext).copy(out, 12)
-    const f = cipher.final()
-    f.copy(out, 12 + n)
-    cipher.getAuthTag().copy(out, 12 + plaintext.length)
-    return out
+    // The whole ciphertext before writing anything: `plaintext` may lie where the nonce goes.
+    const body = cipher.update(plaintext)
+    const fin = cipher.final()
+    out.set(body, 12)
+    if (fin.length) out.set(fin, 12 + body.length)
+    out.set(nonce, 0)
+    out.set(cipher.getAuthTag(), 12 + plaintext.length)
+    return total
   }
   open(sealed: Uint8Array, what = 'object'): Buffer {
     if (sealed.length < SEAL_OVERHEAD_ENCRYPTED) throw new IntegrityError(`${what}: sealed object too short (${sealed.length} bytes)`)
@@ -76,9 +91,16 @@ export class PlainSealer implements Sealer {
   readonly overhead = SEAL_OVERHEAD_PLAIN
   seal(plaintext: Uint8Array): Buffer {
     const out = Buffer.allocUnsafe(plaintext.length + 16)
-    out.set(plaintext, 0)
-    blake3(plaintext).copy(out, plaintext.length, 0, 16)
+    this.sealInto(plaintext, out)
     return out
+  }
+  sealInto(plaintext: Uint8Array, out: Uint8Array): number {
+    const total = plaintext.length + 16
+    if (out.length < total) throw new RangeError(`sealed object needs ${total} bytes, the output has ${out.length}`)
+    const sum = blake3(plaintext)
+    if (plaintext.buffer !== out.buffer || plaintext.byteOffset !== out.byteOffset) out.set(plaintext, 0)
+    out.set(sum.subarray(0, 16), plaintext.length)
+    return total
   }
   open(sealed: Uint8Array, what = 'object'): Buffer {
     if (sealed.length < SEAL_OVERHEAD_PLAIN) throw new IntegrityError(`${what}: object too short (${sealed.length} bytes)`)

@@ -1,56 +1,15 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { open, type Database, type RootDatabase } from 'lmdb'
-import type { BlobType } from '../types.js'
 import { PACK_ENTRY_BYTES, readEntry, writeEntry, type Compression, type PackEntry, type PackKind } from '../pack/index.js'
 import { hashBytes } from '../hash/index.js'
+import { BlobTable, type BlobLocation } from './blob-table.js'
+import { FileTable, type FileCacheEntry } from './file-table.js'
 import { IdSet } from './id-set.js'
 import type { IndexedPack } from './index-object.js'
 
-/** Where a blob lives. */
-export interface BlobLocation {
-  packId: string
-  type: BlobType
-  compression: Compression
-  offset: number
-  length: number
-  rawLength: number
-}
-
-/** What the file-change cache remembers of a file that was stored before. */
-export interface FileCacheEntry {
-  size: bigint
-  mtimeNs: bigint
-  ctimeNs: bigint
-  /** Whole-file BLAKE3 (hex). */
-  blake3: string
-  /** Chunk ids (hex), in file order. */
-  chunks: string[]
-}
-
-const LOC_BYTES = 46
-
-function encodeLoc(packId: string, e: PackEntry): Buffer {
-  const b = Buffer.allocUnsafe(LOC_BYTES)
-  b.write(packId, 0, 32, 'hex')
-  b[32] = e.type === 'data' ? 0 : 1
-  b[33] = e.compression
-  b.writeUInt32LE(e.offset, 34)
-  b.writeUInt32LE(e.length, 38)
-  b.writeUInt32LE(e.rawLength, 42)
-  return b
-}
-
-function decodeLoc(b: Buffer): BlobLocation {
-  return {
-    packId: b.toString('hex', 0, 32),
-    type: b[32] === 0 ? 'data' : 'tree',
-    compression: b[33] as Compression,
-    offset: b.readUInt32LE(34),
-    length: b.readUInt32LE(38),
-    rawLength: b.readUInt32LE(42),
-  }
-}
+export type { BlobLocation } from './blob-table.js'
+export type { FileCacheEntry } from './file-table.js'
 
 function encodePack(p: IndexedPack): Buffer {
   const head = Buffer.allocUnsafe(5)
@@ -60,54 +19,117 @@ function encodePack(p: IndexedPack): Buffer {
 }
 
 /**
- * The local LMDB cache of one repository: blob → pack location, known packs,
+ * The local cache of one repository: blob → pack location, known packs,
  * packs uploaded but not yet named by an index object ("pending"), index
  * objects already loaded, and the file-change cache.
  *
+ * The two large tables, blobs and files, are slot files read and written
+ * with pread/pwrite (`blobs.table`, `files.table`; see SlotFile): their
+ * size, up to hundreds of MB for large repositories, never counts in the
+ * process's memory. The small ones (packs, pending, loaded index objects)
+ * are in LMDB (`index.lmdb`), whose write transactions also serialize
+ * writers of the slot files across processes.
+ *
  * It is a cache: everything in it can be rebuilt from the remote (index
- * objects, pack headers). Several processes may open it at once (LMDB's
- * own locking).
+ * objects, pack headers). Several processes may open it at once.
+ *
+ * Invariants: a pending pack is recorded (LMDB) before its blobs are added
+ * to the blob table, so a crash in between leaves blobs unknown (stored
+ * again later: harmless), never blobs known whose pack nothing will index;
+ * and the blob table is made durable before LMDB records an index object
+ * as loaded or a pending pack as indexed.
  */
 export class IndexCache {
-  private root: RootDatabase
-  private blobs!: Database<Buffer, Buffer>
+  private readonly root: RootDatabase
   private packs!: Database<Buffer, Buffer>
   private pending!: Database<Buffer, Buffer>
   private indexes!: Database<string, string>
-  private files!: Database<Buffer, Buffer>
   private meta!: Database<string, string>
+  private readonly dir: string
   private readonly path: string
+  private readonly blobs: BlobTable
+  private fileTable: FileTable | null = null
   /**
-   * Ids of the blobs in the blob table (see IdSet); saved beside the map at
+   * Ids of the blobs in the blob table (see IdSet); saved beside it at
    * close. Loaded on first use: commands that only read (ls, restore, serve)
    * never pay for it.
    */
   private loadedIds: IdSet | null = null
   /** `ids` changed since it was loaded or saved. */
   private idsDirty = false
-  /** Pages read or written at random places since the map was last reopened (an estimate; see `trim`). */
-  private touched = 0
-  /** How often `trim` reopened the map (for tests and profiles). */
-  trims = 0
+  /** Pending packs whose blobs this process added (others' may lack theirs after a crash: see `markIndexed`). */
+  private readonly addedHere = new Set<string>()
+  /** Index objects whose packs are in the tables but not yet recorded as loaded (see `addIndexObject`). */
+  private unrecordedIndexes: string[] = []
   /** Packs whose blobs `excludeStored` took out of the id set, and those blobs' ids (put back before saving). */
   private readonly excludedPacks = new Set<string>()
   private excludedIds: Buffer[] = []
 
-  private constructor(path: string) {
-    this.path = path
-    this.root = openRoot(path)
-    dropOldFileTable(this.root)
-    this.openTables()
+  private constructor(dir: string) {
+    this.dir = dir
+    this.path = join(dir, 'index.lmdb')
+    this.root = open({ path: this.path, maxDbs: 16, mapSize: MAP_SIZE })
+    this.packs = this.root.openDB({ name: 'packs', encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
+    this.pending = this.root.openDB({ name: 'pending', encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
+    this.indexes = this.root.openDB({ name: 'indexes', encoding: 'string' }) as unknown as Database<string, string>
+    this.meta = this.root.openDB({ name: 'meta', encoding: 'string' }) as unknown as Database<string, string>
+    this.blobs = BlobTable.open(join(dir, 'blobs.table'))
+    this.root.transactionSync(() => {
+      const migrated = this.moveOldTables()
+      if (this.blobs.created && !migrated && this.indexes.getKeysCount() > 0) {
+        // The blob table was lost (deleted, damaged): what the cache says it loaded is no longer there.
+        this.forgetBlobs()
+        this.readdPending()
+      }
+    })
   }
 
-  private openTables(): void {
-    const root = this.root
-    this.blobs = root.openDB({ name: 'blobs', encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
-    this.packs = root.openDB({ name: 'packs', encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
-    this.pending = root.openDB({ name: 'pending', encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
-    this.indexes = root.openDB({ name: 'indexes', encoding: 'string' }) as unknown as Database<string, string>
-    this.files = root.openDB({ name: FILES_DB, encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
-    this.meta = root.openDB({ name: 'meta', encoding: 'string' }) as unknown as Database<string, string>
+  /** Opens (creating) the cache of repository `repoId` under `cacheDir`. */
+  static open(cacheDir: string, repoId: string): IndexCache {
+    const dir = join(cacheDir, repoId)
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    return new IndexCache(dir)
+  }
+
+  /** The file-change cache, opened on first use (only backups use it). */
+  private get files(): FileTable {
+    return (this.fileTable ??= FileTable.open(join(this.dir, 'files.table')))
+  }
+
+  /**
+   * Moves the tables of caches made before the slot files (LMDB tables
+   * `blobs` and `files-v2`) into them, and drops those and the older
+   * little-endian `files` table. In the open's write transaction. True when
+   * blobs were moved.
+   */
+  private moveOldTables(): boolean {
+    // The root table's keys are the names of the named tables (a handful).
+    const names = [...this.root.getKeys()].map(String)
+    let moved = false
+    if (names.includes('blobs')) {
+      const old = this.root.openDB({ name: 'blobs', encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
+      this.blobs.beginWrite()
+      for (const { key, value } of old.getRange()) this.blobs.add(key, decodeOldLoc(value))
+      this.blobs.endWrite()
+      this.blobs.sync()
+      old.dropSync()
+      moved = true
+    }
+    if (names.includes('files-v2')) {
+      const old = this.root.openDB({ name: 'files-v2', encoding: 'binary', keyEncoding: 'binary' }) as unknown as Database<Buffer, Buffer>
+      let batch: { dev: bigint; ino: bigint; entry: FileCacheEntry }[] = []
+      for (const { key, value } of old.getRange()) {
+        batch.push({ dev: key.readBigUInt64BE(0), ino: key.readBigUInt64BE(8), entry: decodeOldFile(value) })
+        if (batch.length >= 4096) {
+          this.files.putAll(batch)
+          batch = []
+        }
+      }
+      if (batch.length) this.files.putAll(batch)
+      old.dropSync()
+    }
+    if (names.includes('files')) this.root.openDB({ name: 'files', encoding: 'binary' }).dropSync()
+    return moved
   }
 
   /**
@@ -133,36 +155,27 @@ export class IndexCache {
     if (data.length < IDS_HEADER || data.toString('latin1', 0, 8) !== IDS_MAGIC) return null
     const generation = data.readUInt32LE(8)
     const count = data.readUInt32LE(12)
-    if (generation !== this.generation() || count !== this.blobs.getCount() || data.length !== IDS_HEADER + count * 16) return null
+    if (generation !== this.generation() || count !== this.blobCount() || data.length !== IDS_HEADER + count * 16) return null
     // A damaged set could claim a blob is stored that is not, and a backup would then skip storing it.
     if (!hashBytes(data.subarray(IDS_HEADER)).equals(data.subarray(16, IDS_HEADER))) return null
     return IdSet.deserialize(data.subarray(IDS_HEADER))
   }
 
-  /** Builds the id set from the blob table, a slice at a time (trimming in between: see `trim`). */
+  /** Builds the id set from the blob table (one sequential read of it). */
   private rebuildIds(): IdSet {
-    const ids = IdSet.create(this.blobs.getCount())
-    let start: Buffer | undefined
-    for (;;) {
-      let n = 0
-      let last: Buffer | undefined
-      for (const k of this.blobs.getKeys({ start, limit: 20000 })) {
-        const key = k as Buffer
-        if (start && n === 0 && key.equals(start)) continue
-        ids.add(key)
-        last = Buffer.from(key)
-        n++
-      }
-      if (!last) break
-      start = last
-      this.touched += n / 8 // a scan reads each page once
-      this.trimIfWanted()
+    const ids = IdSet.create(this.blobs.count)
+    let n = 0
+    for (const [id] of this.blobs.entries()) {
+      ids.add(id)
+      n++
     }
+    // A run that died mid-write leaves the header's count off, and a saved set would never match it again.
+    if (n !== this.blobs.readCount()) this.root.transactionSync(() => this.blobs.recount())
     this.idsDirty = true
     return ids
   }
 
-  /** Saves the id set beside the map (atomically), so the next open need not rebuild it. */
+  /** Saves the id set beside the tables (atomically), so the next open need not rebuild it. */
   private saveIds(): void {
     if (this.loadedIds) for (const k of this.excludedIds) this.loadedIds.add(k) // excluded for this process only
     this.excludedIds = []
@@ -184,7 +197,22 @@ export class IndexCache {
   }
 
   private get ids(): IdSet {
-    return (this.loadedIds ??= this.loadIds() ?? this.rebuildIds())
+    if (!this.loadedIds) {
+      this.loadedIds = this.loadIds() ?? this.rebuildIds()
+      this.addPendingBlobs()
+    }
+    return this.loadedIds
+  }
+
+  /**
+   * Adds the blobs of pending packs that the blob table lacks: a run that
+   * died between recording a pack and adding its blobs left them out, and
+   * the pack is on the remote and will be indexed, so its blobs are reused.
+   */
+  private addPendingBlobs(): void {
+    const ids = this.loadedIds!
+    const missing = this.pendingPacks().filter((p) => !this.addedHere.has(p.packId) && p.entries.some((e) => !ids.hasHex(e.id)))
+    if (missing.length) this.addBlobs(missing)
   }
 
   /** The set of stored blob ids, shared with the backup's workers (replaced as it grows: ask again). */
@@ -192,59 +220,9 @@ export class IndexCache {
     return this.ids
   }
 
-  /** Opens (creating) the cache of repository `repoId` under `cacheDir`. */
-  static open(cacheDir: string, repoId: string): IndexCache {
-    const dir = join(cacheDir, repoId)
-    mkdirSync(dir, { recursive: true, mode: 0o700 })
-    return new IndexCache(join(dir, 'index.lmdb'))
-  }
-
-  /**
-   * True when enough of the map has been read at random places that
-   * reopening it (`trim`) is worth it. Blob ids are random, so each blob
-   * lookup or insert lands on its own page, and every page read stays
-   * mapped, counted in the process's resident memory, until the map is
-   * closed: without trims a 10 GB backup ended with the whole 70 MB file
-   * resident, a 100 GB one would hold ~700 MB.
-   */
-  get wantsTrim(): boolean {
-    return this.touched >= TRIM_AFTER_TOUCHES
-  }
-
-  /**
-   * Closes and reopens the memory map, which unmaps the pages read so far.
-   * Synchronous: no other code can use the cache in between. (lmdb-js shares
-   * one environment per file among the threads of a process, and unmaps it
-   * when the last one closes it: no other thread opens this cache; the
-   * backup's workers use the id set.) Must not be called while an iterator
-   * over a table (`allBlobs`) is open: `trimIfWanted` checks.
-   */
-  trim(): void {
-    const closing = this.root.close() as unknown
-    void closing
-    if ((this.root as unknown as { status: string }).status !== 'closed') {
-      // lmdb-js closes asynchronously only when asynchronous writes are pending; this cache makes none.
-      throw new Error('index cache: the map did not close synchronously')
-    }
-    this.root = openRoot(this.path)
-    this.openTables()
-    this.touched = 0
-    this.trims++
-  }
-
-  /** Open iterators over a table: the map must not be reopened under them. */
-  private iterating = 0
-
-  /** `trim`s when it is worth it (see `wantsTrim`) and safe (no iterator open). */
-  trimIfWanted(): void {
-    if (this.iterating === 0 && this.wantsTrim) this.trim()
-  }
-
   /** Location of blob `id`, or undefined. */
   getBlob(id: string): BlobLocation | undefined {
-    this.touched++
-    const b = this.blobs.getBinaryFast(Buffer.from(id, 'hex'))
-    return b ? decodeLoc(b) : undefined
+    return this.blobs.get(Buffer.from(id, 'hex'))
   }
 
   /**
@@ -265,7 +243,7 @@ export class IndexCache {
     }
   }
 
-  /** True when blob `id` is stored (from the in-memory id set: no page of the map is read). */
+  /** True when blob `id` is stored (from the in-memory id set). */
   hasBlob(id: string): boolean {
     return this.ids.hasHex(id)
   }
@@ -282,20 +260,36 @@ export class IndexCache {
 
   /** Records packs and their blobs; `pending` marks them as not yet named by any index object. */
   addPacks(packs: readonly IndexedPack[], opts: { pending: boolean }): void {
+    // Packs (and pending marks) first, committed; then the blobs (see the invariants above).
     this.root.transactionSync(() => {
       for (const p of packs) {
-        this.touched += p.entries.length + 1
         const pid = Buffer.from(p.packId, 'hex')
         this.packs.putSync(pid, encodePack(p))
-        for (const e of p.entries) {
-          // First location wins: duplicates across packs (from concurrent writers) are harmless.
-          const k = Buffer.from(e.id, 'hex')
-          // Not loaded yet: nothing to keep in step (the saved set no longer matches the table's count, and is rebuilt).
-          if (!this.excludedPacks.has(p.packId) && this.loadedIds?.add(k)) this.idsDirty = true
-          this.blobs.putSync(k, encodeLoc(p.packId, e), { noOverwrite: true })
-        }
         if (opts.pending) this.pending.putSync(pid, encodeIndexedPack(p))
         else this.pending.removeSync(pid)
+      }
+    })
+    this.addBlobs(packs)
+    if (opts.pending) for (const p of packs) this.addedHere.add(p.packId)
+  }
+
+  /** Adds the blobs of `packs` to the blob table (and the id set when loaded), under the writers' lock. */
+  private addBlobs(packs: readonly IndexedPack[]): void {
+    this.root.transactionSync(() => {
+      this.blobs.beginWrite()
+      try {
+        for (const p of packs) {
+          for (const e of p.entries) {
+            // First location wins: duplicates across packs (from concurrent writers) are harmless.
+            const k = Buffer.from(e.id, 'hex')
+            // Not loaded yet: nothing to keep in step (the saved set no longer matches the table's count, and is rebuilt).
+            // Packs a prune plans to delete (excludeStored) stay out of the id set for this process.
+            if (!this.excludedPacks.has(p.packId) && this.loadedIds?.add(k)) this.idsDirty = true
+            this.blobs.add(k, { packId: p.packId, type: e.type, compression: e.compression, offset: e.offset, length: e.length, rawLength: e.rawLength })
+          }
+        }
+      } finally {
+        this.blobs.endWrite()
       }
     })
   }
@@ -316,7 +310,7 @@ export class IndexCache {
 
   /** Names of index objects already loaded. */
   loadedIndexes(): Set<string> {
-    const s = new Set<string>()
+    const s = new Set<string>(this.unrecordedIndexes)
     for (const k of this.indexes.getKeys()) s.add(k as string)
     return s
   }
@@ -326,16 +320,63 @@ export class IndexCache {
    * and packs `addPacks` recorded already): clears their pending mark.
    */
   markIndexed(name: string, packIds: readonly string[]): void {
+    // Pending packs another process (or a run that crashed) recorded may lack their blobs: add them first.
+    const others = new Set(packIds.filter((id) => !this.addedHere.has(id)))
+    if (others.size) this.addBlobs(this.pendingPacks().filter((p) => others.has(p.packId)))
+    this.blobs.sync()
     this.root.transactionSync(() => {
       for (const id of packIds) this.pending.removeSync(Buffer.from(id, 'hex'))
       this.indexes.putSync(name, '1')
     })
+    for (const id of packIds) this.addedHere.delete(id)
   }
 
-  /** Records that index object `name` was loaded with these packs. */
+  /**
+   * Records that index object `name` was loaded with these packs. Its name
+   * is recorded as loaded in batches, after the blob table is made durable
+   * (one sync per batch, not per object); until then `loadedIndexes` lists it.
+   */
   addIndexObject(name: string, packs: readonly IndexedPack[]): void {
     this.addPacks(packs, { pending: false })
-    this.indexes.putSync(name, '1')
+    this.unrecordedIndexes.push(name)
+    if (this.unrecordedIndexes.length >= RECORD_INDEXES_EVERY) this.recordIndexes()
+  }
+
+  private recordIndexes(): void {
+    if (this.unrecordedIndexes.length === 0) return
+    const names = this.unrecordedIndexes
+    this.unrecordedIndexes = []
+    this.blobs.sync()
+    this.root.transactionSync(() => {
+      for (const n of names) this.indexes.putSync(n, '1')
+    })
+  }
+
+  /** Empties the blob table and what says what it holds; in a write transaction. */
+  private forgetBlobs(): void {
+    rmSync(this.idsPath, { force: true })
+    this.blobs.clear()
+    this.packs.clearSync()
+    this.indexes.clearSync()
+    this.unrecordedIndexes = []
+    this.meta.putSync('generation', String(this.generation() + 1))
+    this.loadedIds = IdSet.create()
+    this.idsDirty = true
+  }
+
+  /** Records the pending packs' blobs again (after the blob table was emptied). */
+  private readdPending(): void {
+    const pending = this.pendingPacks()
+    for (const p of pending) this.packs.putSync(Buffer.from(p.packId, 'hex'), encodePack(p))
+    this.blobs.beginWrite()
+    for (const p of pending) {
+      for (const e of p.entries) {
+        const k = Buffer.from(e.id, 'hex')
+        this.loadedIds?.add(k)
+        this.blobs.add(k, { packId: p.packId, type: e.type, compression: e.compression, offset: e.offset, length: e.length, rawLength: e.rawLength })
+      }
+    }
+    this.blobs.endWrite()
   }
 
   /**
@@ -344,115 +385,56 @@ export class IndexCache {
    * always in the blob table, see `markIndexed`).
    */
   clearIndex(): void {
-    rmSync(this.idsPath, { force: true })
     this.root.transactionSync(() => {
-      this.blobs.clearSync()
-      this.packs.clearSync()
-      this.indexes.clearSync()
-      this.meta.putSync('generation', String(this.generation() + 1))
+      this.forgetBlobs()
+      this.readdPending()
     })
-    this.loadedIds = IdSet.create()
-    this.idsDirty = true
-    this.addPacks(this.pendingPacks(), { pending: true })
   }
 
   /** Number of known blobs. */
   blobCount(): number {
-    return this.blobs.getCount()
+    return this.blobs.readCount()
   }
 
-  /** Iterates every known blob and its location. */
+  /** Iterates every known blob and its location (in no particular order). */
   *allBlobs(): Generator<[string, BlobLocation]> {
-    this.iterating++
-    try {
-      for (const { key, value } of this.blobs.getRange()) yield [(key as Buffer).toString('hex'), decodeLoc(value)]
-    } finally {
-      this.iterating--
-    }
+    for (const [id, loc] of this.blobs.entries()) yield [id.toString('hex'), loc]
   }
 
-  /** File-change cache: what was stored for the file at (dev, inode), if anything. */
+  /** File-change cache: what was stored for the file at (dev, ino), if anything. */
   getFile(dev: bigint, ino: bigint): FileCacheEntry | undefined {
-    this.touched += FILE_TOUCH
-    const b = this.files.getBinaryFast(fileKey(dev, ino))
-    if (!b) return undefined
-    const n = (b.length - 56) / 32
-    const chunks: string[] = new Array(n)
-    for (let i = 0; i < n; i++) chunks[i] = b.toString('hex', 56 + i * 32, 88 + i * 32)
-    return {
-      size: b.readBigUInt64LE(0),
-      mtimeNs: b.readBigInt64LE(8),
-      ctimeNs: b.readBigInt64LE(16),
-      blake3: b.toString('hex', 24, 56),
-      chunks,
-    }
+    return this.files.get(dev, ino)
   }
 
   /** Remembers stored files, in one transaction. */
   putFiles(list: readonly { dev: bigint; ino: bigint; entry: FileCacheEntry }[]): void {
-    this.root.transactionSync(() => {
-      this.touched += list.length * FILE_TOUCH
-      for (const { dev, ino, entry: e } of list) {
-        const b = Buffer.allocUnsafe(56 + e.chunks.length * 32)
-        b.writeBigUInt64LE(e.size, 0)
-        b.writeBigInt64LE(e.mtimeNs, 8)
-        b.writeBigInt64LE(e.ctimeNs, 16)
-        b.write(e.blake3, 24, 32, 'hex')
-        for (let i = 0; i < e.chunks.length; i++) b.write(e.chunks[i], 56 + i * 32, 32, 'hex')
-        this.files.putSync(fileKey(dev, ino), b)
-      }
-    })
+    this.root.transactionSync(() => this.files.putAll(list))
   }
 
-  /** Waits for asynchronous writes to be committed. */
+  /** Waits for asynchronous writes to be committed, and records loaded index objects. */
   async flush(): Promise<void> {
+    this.recordIndexes()
     await this.root.flushed
   }
 
   async close(): Promise<void> {
+    this.recordIndexes()
     this.saveIds()
+    this.blobs.close()
+    this.fileTable?.close()
     await this.root.close()
   }
 }
 
 /**
- * Address space reserved for the cache's memory map (not memory: pages are
- * mapped as they are read). With lmdb-js's small default the map is
- * replaced, whole, each time the file outgrows it, and the old maps stay:
- * a 10 GB backup ended with the file mapped 8 times, each copy's pages
- * counted in RSS again (~150 MiB). Reserving 1 TiB once means one map.
+ * Address space reserved for the LMDB map (not memory: pages are mapped as
+ * they are read). With lmdb-js's small default the map is replaced, whole,
+ * each time the file outgrows it, and the old maps stay.
  */
 const MAP_SIZE = 2 ** 40
 
-/**
- * Random page touches between `trim`s. A page fault also maps neighbouring
- * pages already in the page cache (the kernel's fault-around), so a random
- * lookup leaves ~75 KiB of the map resident (measured): trimming every 128
- * touches bounds that to ~10 MiB at any repository size (without trims a
- * 10 GB backup ended with the whole 70 MB file resident). A reopen costs
- * ~1 ms: ~2 % of a first backup's time, less for later ones.
- */
-const TRIM_AFTER_TOUCHES = 128
-
-/**
- * The file-change table's keys follow the walk's order (see FILES_DB), so its
- * lookups and inserts share pages: they count as a quarter of a random touch.
- */
-const FILE_TOUCH = 0.25
-
-function openRoot(path: string): RootDatabase {
-  return open({ path, maxDbs: 16, mapSize: MAP_SIZE })
-}
-
-/**
- * The file-change table. Keys are (device, inode), big-endian: a walk meets
- * inodes in roughly ascending order (file systems hand them out in creation
- * order), so inserts append and lookups move forward through the table. With
- * little-endian keys (the table "files", up to 0.1.0) they landed on random
- * pages: pages were ~2/3 full, and a 150,000-file backup touched (and kept
- * mapped, counted in RSS) every page of the table.
- */
-const FILES_DB = 'files-v2'
+/** Index objects loaded between two records of their names (each record costs a sync of the blob table). */
+const RECORD_INDEXES_EVERY = 64
 
 /**
  * The saved id set (`index.lmdb.ids`): magic, the blob table's generation
@@ -461,19 +443,24 @@ const FILES_DB = 'files-v2'
 const IDS_MAGIC = 'CSIDS001'
 const IDS_HEADER = 48
 
-function fileKey(dev: bigint, ino: bigint): Buffer {
-  const k = Buffer.allocUnsafe(16)
-  k.writeBigUInt64BE(BigInt.asUintN(64, dev), 0)
-  k.writeBigUInt64BE(BigInt.asUintN(64, ino), 8)
-  return k
+/** A location as the LMDB blob table of older caches stored it (46 bytes). */
+function decodeOldLoc(b: Buffer): BlobLocation {
+  return {
+    packId: b.toString('hex', 0, 32),
+    type: b[32] === 0 ? 'data' : 'tree',
+    compression: b[33] as Compression,
+    offset: b.readUInt32LE(34),
+    length: b.readUInt32LE(38),
+    rawLength: b.readUInt32LE(42),
+  }
 }
 
-/** Drops the little-endian file table of older caches (its entries would never be found again). */
-function dropOldFileTable(root: RootDatabase): void {
-  // The root table's keys are the names of the named tables (a handful).
-  if (![...root.getKeys()].includes('files')) return
-  const old = root.openDB({ name: 'files', encoding: 'binary' })
-  old.dropSync()
+/** A file entry as the LMDB file table of older caches stored it. */
+function decodeOldFile(b: Buffer): FileCacheEntry {
+  const n = (b.length - 56) / 32
+  const chunks: string[] = new Array(n)
+  for (let i = 0; i < n; i++) chunks[i] = b.toString('hex', 56 + i * 32, 88 + i * 32)
+  return { size: b.readBigUInt64LE(0), mtimeNs: b.readBigInt64LE(8), ctimeNs: b.readBigInt64LE(16), blake3: b.toString('hex', 24, 56), chunks }
 }
 
 function encodeIndexedPack(p: IndexedPack): Buffer {

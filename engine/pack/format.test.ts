@@ -5,7 +5,7 @@ import { hashHex } from '../hash/index.js'
 import { seededBytes, seededText } from '../testing/test-repo.js'
 import { decodeIndexObject, encodeIndexObject, decodeIndexBody, encodeIndexBody } from '../index/index.js'
 import { decodeTree, encodeTree, type TreeNode } from '../tree/index.js'
-import { Compression, PACK_ENTRY_BYTES, PackWriter, BufferSink, decodeBlob, decodeTrailer, encodeBlob, encodeEntries, decodeEntries, trailerSize } from './index.js'
+import { BlobEncoder, Compression, PACK_ENTRY_BYTES, PackWriter, BufferSink, decodeBlob, decodeTrailer, encodeBlob, encodeEntries, decodeEntries, trailerSize } from './index.js'
 
 const sealers = [
   { name: 'aes-256-gcm', sealer: new AesGcmSealer(Buffer.alloc(32, 7)) },
@@ -24,6 +24,16 @@ for (const { name, sealer } of sealers) {
       t.throws(() => sealer.open(bad), IntegrityError, `flip at ${i} detected`)
     }
     t.throws(() => sealer.open(sealed.subarray(0, 5)), IntegrityError, 'too short')
+    // Into a buffer, and in place over the plaintext (as blob workers seal in their slot).
+    const out = Buffer.alloc(plain.length + sealer.overhead + 5, 0xee)
+    t.equal(sealer.sealInto(plain, out), plain.length + sealer.overhead)
+    t.same(sealer.open(out.subarray(0, plain.length + sealer.overhead)), plain, 'sealed into a buffer')
+    t.equal(out[out.length - 1], 0xee, 'nothing written past the sealed length')
+    const slot = Buffer.alloc(plain.length + sealer.overhead)
+    plain.copy(slot)
+    t.equal(sealer.sealInto(slot.subarray(0, plain.length), slot), slot.length)
+    t.same(sealer.open(slot), plain, 'sealed in place')
+    t.throws(() => sealer.sealInto(plain, Buffer.alloc(plain.length)), RangeError, 'an output too small is refused')
   })
 
   t.test(`blobs and packs (${name})`, async (t) => {
@@ -58,6 +68,14 @@ for (const { name, sealer } of sealers) {
     for (const [i, want] of blobs.entries()) {
       const e = entries[i]
       t.same(decodeBlob(bytes.subarray(e.offset, e.offset + e.length), e, sealer), want)
+    }
+    // encodeInto (blob workers) stores the same: in place over the plaintext, compressed or not.
+    for (const [i, plain] of [text, random, small[2]].entries()) {
+      const slot = Buffer.alloc(plain.length + 1024)
+      plain.copy(slot)
+      const r = new BlobEncoder(sealer, 3).encodeInto(slot.subarray(0, plain.length), slot)
+      t.equal(r.compression, [e1, e2, encoded[6]][i].compression, `the same compression choice (${i})`)
+      t.same(decodeBlob(slot.subarray(0, r.length), { ...r, id: 'x' }, sealer), plain, `encodeInto round-trips (${i})`)
     }
     const trunc = bytes.subarray(0, bytes.length - 10)
     t.throws(() => decodeTrailer(trunc, trunc.length, sealer, pack.id), IntegrityError, 'truncated pack detected')

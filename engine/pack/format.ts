@@ -70,6 +70,23 @@ export class BlobEncoder {
     }
     return { sealed: this.sealer.seal(plain), compression: Compression.None, rawLength: plain.length }
   }
+
+  /**
+   * Like `encode`, but seals into `out` (which `plain` may be the start of)
+   * and returns the sealed length: nothing is allocated for the result.
+   */
+  encodeInto(plain: Uint8Array, out: Uint8Array): { length: number; compression: Compression; rawLength: number } {
+    const rawLength = plain.length
+    if (this.level > 0 && plain.length >= 64) {
+      const bound = zstd.compressBound(plain.length)
+      if (this.scratch.length < bound) this.scratch = Buffer.allocUnsafeSlow(bound)
+      const n = this.cctx.compress(this.scratch, plain, this.level)
+      if (n <= plain.length * KEEP_COMPRESSED_RATIO) {
+        return { length: this.sealer.sealInto(this.scratch.subarray(0, n), out), compression: Compression.Zstd, rawLength }
+      }
+    }
+    return { length: this.sealer.sealInto(plain, out), compression: Compression.None, rawLength }
+  }
 }
 
 /** Opens and decompresses a sealed blob; throws IntegrityError on damage. Does not check the id. */

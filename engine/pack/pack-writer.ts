@@ -31,6 +31,9 @@ export function packObjectName(kind: PackKind, id: string): string {
 /** Blobs below this size are gathered and written together (one write call for many small files). */
 const SMALL_BLOB = 64 * 1024
 const GATHER_BYTES = 512 * 1024
+/** Gather buffers whose writes completed, for the next pack writer's small blobs (shared by every writer of a thread). */
+const spareGathers: Buffer[] = []
+const MAX_SPARE_GATHERS = 4
 
 /**
  * Writes one pack: sealed blobs of one kind, streamed to a sink as they come
@@ -82,7 +85,7 @@ export class PackWriter {
     if (n < SMALL_BLOB) {
       if (this.gather && this.gathered + n > this.gather.length) this.flushGather()
       if (!this.gather) {
-        this.gather = Buffer.allocUnsafeSlow(GATHER_BYTES)
+        this.gather = spareGathers.pop() ?? Buffer.allocUnsafeSlow(GATHER_BYTES)
         this.gathered = 0
       }
       this.gather.set(blob.sealed, this.gathered)
@@ -99,8 +102,10 @@ export class PackWriter {
   /** Writes the gathered small blobs (in order: before any later write is issued). */
   private flushGather(): void {
     if (!this.gather) return
-    const p = this.sink.write(this.gather.subarray(0, this.gathered))
-    p.catch(() => undefined) // reported by finish
+    const buf = this.gather
+    const p = this.sink.write(buf.subarray(0, this.gathered))
+    // Reused once written (a pack of small files fills 32 of them: garbage the collector would free late).
+    p.then(() => { if (spareGathers.length < MAX_SPARE_GATHERS) spareGathers.push(buf) }, () => undefined) // a failure is reported by finish
     this.writes.push(p)
     this.gather = null
   }

@@ -255,7 +255,6 @@ export class Repository {
   async savePack(object: ObjectWriter, pack: SealedPack): Promise<void> {
     await object.commit(packObjectName(pack.kind, pack.id))
     this.cache.addPacks([{ packId: pack.id, kind: pack.kind, size: pack.size, entries: pack.entries }], { pending: true })
-    this.cache.trimIfWanted()
   }
 
   /** Starts writing a pack of `kind` to the remote: its bytes stream to `object`; `savePack` commits it. */
@@ -266,13 +265,11 @@ export class Repository {
 
   /** Location of a blob, or undefined. */
   lookup(id: string): BlobLocation | undefined {
-    this.cache.trimIfWanted()
     return this.cache.getBlob(id)
   }
 
   /** Loads one blob's plaintext, checking authentication and its id. Throws NotFoundError or IntegrityError. */
   async loadBlob(id: string): Promise<Buffer> {
-    this.cache.trimIfWanted()
     const loc = this.cache.getBlob(id)
     if (!loc) throw new NotFoundError(`blob ${id}`, `blob ${id} is not in the index (run 'coldstore repair index' if packs were added elsewhere)`)
     const sealed = await this.remote.get(packObjectName(packKindOf(loc.type), loc.packId), { offset: loc.offset, length: loc.length })
