@@ -208,7 +208,8 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
       try {
         if (created === 'created' && !a.quiet) err(`created encrypted repository at ${describeRemoteUrl(url)}`)
         if (op && op.record.attempts > 1) {
-          // Resuming: packs the interrupted run stored but did not live to record are taken up, not stored again.
+          // Resuming: packs the interrupted run stored but did not live to record are taken up, not stored again
+          // (a cache that saw the interrupted run does it in the backup itself; this also covers another cache).
           const adopted = await adoptUnindexedPacks(dest.repo)
           if (adopted.packs && !a.quiet) err(`resume: reusing ${adopted.packs} packs (${formatBytes(adopted.bytes)}) the interrupted run stored but had not recorded`)
         }
@@ -233,6 +234,7 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
             if (!a.quiet) err(`warning: ${w.path}: ${w.message}`)
           },
         })
+        if (result.adopted.packs && !a.quiet) err(`reused ${result.adopted.packs} packs (${formatBytes(result.adopted.bytes)}) an interrupted run had stored but not recorded`)
         if (!dryRun) {
           const st = result.snapshot.stats
           await audit.record(dest.repo, {

@@ -52,6 +52,7 @@ export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
       } finally {
         progress.done()
       }
+      if (result.adopted.packs && !a.quiet) err(`reused ${result.adopted.packs} packs (${formatBytes(result.adopted.bytes)}) an interrupted run had stored but not recorded`)
       if (!result.dryRun && result.id) {
         const st = result.snapshot.stats
         await audit.record(repo, { operation: 'snapshot', snapshotId: result.id, summary: { files: st.files, dirs: st.dirs, bytes: st.bytes, added_bytes: st.added_bytes, warnings: result.warnings.length } })

@@ -81,6 +81,11 @@ export interface BackupResult {
   snapshot: SnapshotDoc
   warnings: BackupWarning[]
   dryRun: boolean
+  /**
+   * Packs a run before this one renamed into place but did not live to record, found and reused by this
+   * run (it looks for them when the cache shows that the run before it did not finish).
+   */
+  adopted: { packs: number; bytes: number }
 }
 
 const READ_BYTES = 1024 * 1024
@@ -181,9 +186,23 @@ export async function backup(repo: Repository, o: BackupOptions): Promise<Backup
     sources.push({ abs, name, st })
   }
   const matcher = new ExcludeMatcher(o.excludes ?? [], o.gitignore ?? false)
+  // A run that died with this cache may have renamed packs into place without recording them (the window
+  // between a pack's rename and its record): take them up before storing anything, or they are stored again.
+  let run: string | null = null
+  let adopted = { packs: 0, bytes: 0 }
+  if (!o.dryRun) {
+    const unfinished = repo.cache.unfinishedRuns()
+    run = repo.cache.beginRun(new Date(started).toISOString())
+    if (unfinished.length > 0) {
+      adopted = await repo.adoptUnindexedPacks()
+      for (const token of unfinished) repo.cache.endRun(token)
+    }
+  }
   const a = new Archiver(repo, o, matcher)
   try {
-    return await a.run(sources, started)
+    const result = await a.run(sources, started)
+    if (run) repo.cache.endRun(run)
+    return { ...result, adopted }
   } finally {
     await a.close()
   }
@@ -301,7 +320,7 @@ class Archiver {
     }
     const id = this.dryRun ? null : await saveSnapshot(this.repo, doc)
     await this.repo.cache.flush()
-    return { id, snapshot: doc, warnings: this.warnings, dryRun: this.dryRun }
+    return { id, snapshot: doc, warnings: this.warnings, dryRun: this.dryRun, adopted: { packs: 0, bytes: 0 } }
   }
 
   /** Counts files and bytes ahead of the backup so progress can show totals and an ETA. */

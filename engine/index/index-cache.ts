@@ -381,6 +381,30 @@ export class IndexCache {
     })
   }
 
+  /**
+   * Records that a writing run (a backup) started with this cache and returns its token; `endRun`
+   * removes it when the run finished. A token still there at the next run's start means a run died
+   * (killed, power lost) after it may have renamed packs into place that it did not live to record:
+   * the next run then looks for them (`Repository.adoptUnindexedPacks`) instead of storing them again.
+   */
+  beginRun(startedIso: string): string {
+    const token = `run:${startedIso}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`
+    this.meta.putSync(token, startedIso)
+    return token
+  }
+
+  /** Removes a run's token (it finished, or what it left was taken up). */
+  endRun(token: string): void {
+    this.meta.removeSync(token)
+  }
+
+  /** Tokens of runs that started and did not finish (or are still running in another process). */
+  unfinishedRuns(): string[] {
+    const out: string[] = []
+    for (const k of this.meta.getKeys({ start: 'run:', end: 'run;' })) out.push(k as string)
+    return out
+  }
+
   /** Waits for asynchronous writes to be committed. */
   async flush(): Promise<void> {
     await this.root.flushed
