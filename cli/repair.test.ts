@@ -5,7 +5,7 @@
  * and leaves the damaged snapshot as it was.
  */
 import t from 'tap'
-import { readFileSync, readdirSync, rmSync } from 'node:fs'
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { makeTestRepo, writeTree } from '../engine/testing/test-repo.js'
 import { ensureBuilt } from './testing/build.js'
@@ -75,4 +75,16 @@ t.test('repair snapshots after a lost pack', async (t) => {
   t.match(again.stdout, new RegExp(`snapshot ${sid.slice(0, 8)}: already repaired as ${rid.slice(0, 8)}`))
   t.match(again.stdout, new RegExp(`snapshot ${rid.slice(0, 8)}: intact`))
   exits(t, await runCli(['repair', 'index', sid, '--repo', repo], { env }), 2, 'repair index takes no snapshots')
+
+  // The damaged snapshot's own object is damaged too now: listing shows the rest and names it (seen from
+  // another machine: this one's cache keeps the snapshot objects it read, checked against their ids).
+  const file = join(repo, 'snapshots', sid)
+  writeFileSync(file, readFileSync(file).subarray(0, 100))
+  const ls = await runCli(['snapshots', '--repo', repo, '--json'], { env: { ...env, COLDSTORE_CACHE_DIR: join(box, 'other-cache') } })
+  exits(t, ls, 0, 'snapshots with a damaged snapshot object')
+  t.same((jsonOf(t, ls, 'snapshots') as { id: string }[]).map((x) => x.id), [rid], 'the other snapshots are listed')
+  t.match(ls.stderr, new RegExp(`snapshots/${sid} is damaged`), 'the damaged one is named on stderr')
+  const r3 = await runCli(['repair', 'snapshots', '--repo', repo, '--json'], { env })
+  exits(t, r3, 1, 'repair snapshots with a damaged snapshot object')
+  t.same(jsonOf(t, r3, 'repair')?.damaged_snapshot_objects, [sid])
 })

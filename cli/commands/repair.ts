@@ -80,7 +80,7 @@ async function repairSnapshotsCommand(a: Args): Promise<void> {
         id: s.id, short_id: s.id.slice(0, 8), state: s.state, repaired_id: s.repairedId, files: s.files, bytes: s.bytes,
         excluded_count: s.excludedCount, excluded: s.excluded,
       })),
-      blobs_checked: r.blobsChecked, trees_written: r.treesWritten, written_bytes: r.bytesWritten,
+      damaged_snapshot_objects: r.damagedObjects, blobs_checked: r.blobsChecked, trees_written: r.treesWritten, written_bytes: r.bytesWritten,
     })
   } else {
     for (const s of r.snapshots) {
@@ -96,8 +96,9 @@ async function repairSnapshotsCommand(a: Args): Promise<void> {
         if (s.excludedCount > s.excluded.length) out(`  … and ${s.excludedCount - s.excluded.length} more`)
       }
     }
+    for (const id of r.damagedObjects) out(`snapshot object snapshots/${id} is damaged: it cannot be read, so there is nothing to repair it from`)
     const repaired = r.snapshots.filter((s) => s.state === 'repaired').length
     out(`${r.snapshots.length} snapshots checked (${r.blobsChecked} blobs read): ${repaired} ${r.dryRun ? 'would be repaired' : 'repaired'}${r.dryRun ? '' : `, ${r.treesWritten} folder listings written (${formatBytes(r.bytesWritten)})`}`)
   }
-  if (r.snapshots.some((s) => s.state === 'unrepairable')) process.exitCode = EXIT.failure
+  if (r.snapshots.some((s) => s.state === 'unrepairable') || r.damagedObjects.length) process.exitCode = EXIT.failure
 }

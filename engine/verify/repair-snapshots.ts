@@ -45,6 +45,8 @@ export interface SnapshotRepairReport {
 export interface RepairSnapshotsResult {
   dryRun: boolean
   snapshots: SnapshotRepairReport[]
+  /** Snapshots whose object itself cannot be read (when checking all): nothing to repair them from. */
+  damagedObjects: string[]
   /** Blobs checked (read and authenticated), file chunks and trees. */
   blobsChecked: number
   /** New folder listings (trees) written, and the bytes of packs and index objects written for them. */
@@ -71,7 +73,9 @@ const CHECK_CONCURRENCY = 16
  * lost is left out. Use after `repair index` when packs or index objects were damaged.
  */
 export async function repairSnapshots(repo: Repository, o: RepairSnapshotsOptions): Promise<RepairSnapshotsResult> {
-  const all = await listSnapshots(repo, () => {})
+  const damagedObjects: string[] = []
+  // Read from the remote, not the local cache of snapshot objects: the repair checks what is stored.
+  const all = await listSnapshots(repo, (id) => damagedObjects.push(id), { fresh: true })
   const targets = o.snapshots ?? all
   // Existing repairs, so running twice does not write a second copy.
   const repairsOf = new Map<string, Snapshot[]>()
@@ -101,7 +105,9 @@ export async function repairSnapshots(repo: Repository, o: RepairSnapshotsOption
       excluded: r.excluded.slice(0, MAX_RECORDED_EXCLUSIONS), excludedCount: r.excluded.length, files: r.files, bytes: r.bytes,
     })
   }
-  const result: RepairSnapshotsResult = { dryRun: o.dryRun ?? false, snapshots: reports, blobsChecked: checker.checked, treesWritten: 0, bytesWritten: 0 }
+  const result: RepairSnapshotsResult = {
+    dryRun: o.dryRun ?? false, snapshots: reports, damagedObjects: o.snapshots ? [] : damagedObjects.sort(), blobsChecked: checker.checked, treesWritten: 0, bytesWritten: 0,
+  }
   const toWrite = reports.filter((r) => r.state === 'repaired')
   if (result.dryRun || toWrite.length === 0) return result
 
