@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { findSnapshot, repairIndex, repairSnapshots, type Snapshot, type SnapshotRepairReport } from '../../engine/index.js'
 import { prepareAudit } from '../audit-hook.js'
-import { CliError, EXIT, PROGRAM, Progress, formatBytes, out, printJson, who, withRepo, type GlobalArgs } from '../common.js'
+import { CliError, EXIT, PROGRAM, Progress, formatBytes, out, printJson, printable, who, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   what: string
@@ -10,7 +10,7 @@ interface Args extends GlobalArgs {
 }
 
 function exclusionPath(e: SnapshotRepairReport['excluded'][number]): string {
-  return e.path ?? `(base64) ${e.path_b64}`
+  return e.path !== undefined ? printable(e.path) : printable(Buffer.from(e.path_b64 ?? '', 'base64'))
 }
 
 export const repairCommand: CommandModule<GlobalArgs, Args> = {

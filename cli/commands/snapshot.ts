@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { ExcludeMatcher, backup, type BackupWarning } from '../../engine/index.js'
 import { prepareAudit } from '../audit-hook.js'
-import { EXIT, PROGRAM, Progress, err, formatBytes, out, printJson, who, withRepo, type GlobalArgs } from '../common.js'
+import { EXIT, PROGRAM, Progress, err, formatBytes, out, printJson, printable, who, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   paths: string[]
@@ -46,7 +46,7 @@ export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
           onProgress: a.quiet ? undefined : (p) => progress.counts(p),
           onWarning: (w: BackupWarning) => {
             progress.done()
-            if (!a.quiet) err(`warning: ${w.path}: ${w.message}`)
+            if (!a.quiet) err(`warning: ${printable(w.path)}: ${w.message}`)
           },
         })
       } finally {
