@@ -11,7 +11,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-import { CLI } from './build.js'
+import { CLI, ROOT } from './build.js'
+
+/** The launcher users run (it execs node: the child's pid is node's). */
+export const LAUNCHER = join(ROOT, 'bin', 'coldstore')
 
 /** The long variants (npm run test:stress) run when COLDSTORE_STRESS=1. */
 export const STRESS = process.env.COLDSTORE_STRESS === '1'
@@ -79,7 +82,18 @@ export interface HookSpec {
  * Runs the built CLI. `hook` loads fs-hook.mjs; `killAfterMs` SIGKILLs the process that long after
  * it was spawned. A run that outlives `timeoutMs` is killed and fails the caller's checks.
  */
-export function runCli(args: readonly string[], o: { env: NodeJS.ProcessEnv; cwd?: string; hook?: HookSpec; killAfterMs?: number; timeoutMs?: number; uid?: number; gid?: number }): Promise<CliResult> {
+export function runCli(
+  args: readonly string[],
+  o: {
+    env: NodeJS.ProcessEnv; cwd?: string; hook?: HookSpec; killAfterMs?: number; timeoutMs?: number
+    /** Run as this user and group (the test runs as root: a child with dropped privileges). */
+    uid?: number; gid?: number
+    /** Run through bin/coldstore, as users do (its malloc settings matter for memory figures). */
+    launcher?: boolean
+    /** Called with the child's pid once it started. */
+    onSpawn?: (pid: number) => void
+  },
+): Promise<CliResult> {
   const env = { ...o.env }
   if (o.hook) {
     env.NODE_OPTIONS = `--import=${FS_HOOK}`
@@ -87,7 +101,9 @@ export function runCli(args: readonly string[], o: { env: NodeJS.ProcessEnv; cwd
   }
   return new Promise((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(process.execPath, [CLI, ...args], { env, cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'], uid: o.uid, gid: o.gid })
+    const [cmd, argv] = o.launcher ? ['/bin/sh', [LAUNCHER, ...args]] : [process.execPath, [CLI, ...args]]
+    const child = spawn(cmd, argv, { env, cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'], uid: o.uid, gid: o.gid })
+    if (child.pid !== undefined) o.onSpawn?.(child.pid)
     const out: Buffer[] = []
     const errs: Buffer[] = []
     child.stdout.on('data', (d: Buffer) => out.push(d))
