@@ -2,6 +2,6 @@
  * server/: the read-only WebDAV server and HTML view over engine's
  * SnapshotView (node:http/https). Imports engine/index.ts only; never cli/.
  */
-export { startServer, isLoopbackHost, type StartServerOptions, type RunningServer } from './start.js'
+export { startServer, isLoopbackHost, DEFAULT_LIMITS, type StartServerOptions, type RunningServer, type ServerLimits } from './start.js'
 export { createDavHandler, statusOf, type DavHandlerOptions } from './dav-handler.js'
 export { authRequired, parseBasic, type AuthConfig } from './auth.js'
