@@ -17,7 +17,15 @@ export interface AuditArgs extends GlobalArgs {
 }
 
 export interface AuditRecorder {
-  record(repo: Repository, e: { operation: AuditOperation; snapshotId?: string | null; removed?: string[]; summary?: Record<string, unknown> }): Promise<StoredAuditEntry | null>
+  /**
+   * Appends the entry. A failure is a warning (null), or with `strict` (forget, before it removes anything:
+   * a removal without its entry would show as tampering) an error that stops the command.
+   */
+  record(
+    repo: Repository,
+    e: { operation: AuditOperation; snapshotId?: string | null; removed?: string[]; summary?: Record<string, unknown> },
+    o?: { strict?: boolean },
+  ): Promise<StoredAuditEntry | null>
 }
 
 /** Reads the signing key from --audit-key or COLDSTORE_AUDIT_KEY (a PEM file), if any. */
@@ -42,11 +50,12 @@ export function prepareAudit(a: AuditArgs): AuditRecorder {
     }
   }
   return {
-    async record(repo, e) {
+    async record(repo, e, o = {}) {
       try {
         const w = who()
         return await appendAudit(repo, { ...e, host: w.hostname, username: w.username, program: PROGRAM, now: () => new Date(), signingKey: key })
       } catch (x) {
+        if (o.strict) throw new CliError(`could not record the ${e.operation} in the audit trail, so nothing was changed: ${(x as Error).message}`, EXIT.failure)
         err(`warning: could not record the ${e.operation} in the audit trail: ${(x as Error).message}`)
         return null
       }

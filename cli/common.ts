@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { resolveLocation } from './config-file.js'
 import {
   EngineError, ExistsError, KeyError, NotFoundError, PasswordError, SourceError, UsageError, ConfigError, FormatError,
-  closeRepository, displayName, openRepository, type Repository, type OpenRemoteOptions,
+  closeRepository, displayName, openRepository, parseByteRate, type Repository, type OpenRemoteOptions, type RetryEvent, type CircuitEvent,
 } from '../engine/index.js'
 
 export const VERSION = '0.1.0'
@@ -23,6 +23,8 @@ export const EXIT = {
   partial: 3,
   /** Data is in an archive storage class and not readable yet: a retrieval must be requested, or is still in progress. */
   archived: 4,
+  /** `coldstore run`: the job is already running (in another process or daemon) and --wait was not given. */
+  busy: 5,
   noRepository: 10,
   password: 12,
 } as const
@@ -34,6 +36,10 @@ export interface GlobalArgs {
   'cache-dir'?: string
   json?: boolean
   quiet?: boolean
+  /** --limit-upload, in bytes per second (parsed by `parseRateOption`). */
+  'limit-upload'?: number
+  /** --limit-download, in bytes per second. */
+  'limit-download'?: number
 }
 
 /** A failure the CLI reports with its own exit code. */
@@ -128,7 +134,56 @@ export async function password(a: GlobalArgs, opts: { confirm?: boolean; locatio
  */
 export function remoteOptions(a: GlobalArgs, location: string = repoLocation(a)): Omit<OpenRemoteOptions, 'create'> {
   const r = resolveLocation(location, a.config)
-  return { env: r.env, settings: r.settings, stagingDir: join(cacheDir(a), 'staging') }
+  return {
+    env: r.env, settings: r.settings, stagingDir: join(cacheDir(a), 'staging'),
+    limits: { uploadBytesPerSecond: a['limit-upload'], downloadBytesPerSecond: a['limit-download'] },
+    onRetry: (e) => {
+      if (!a.quiet) err(describeRetry(e))
+    },
+    onCircuitChange: (e) => {
+      const line = describeCircuit(e)
+      if (line) err(line)
+    },
+  }
+}
+
+/**
+ * Parses the value of a rate option (`--limit-upload 20MiB/s`) into bytes per second, for yargs' `coerce`.
+ *
+ * @throws CliError with the usage exit code for anything parseByteRate refuses.
+ */
+export function parseRateOption(option: string): (value: unknown) => number | undefined {
+  return (value) => {
+    if (value === undefined) return undefined
+    // Given twice: the last one wins, as for other options.
+    const v = Array.isArray(value) ? value[value.length - 1] : value
+    try {
+      return parseByteRate(typeof v === 'number' ? v : String(v))
+    } catch (e) {
+      throw new CliError(`--${option}: ${(e as Error).message}`, EXIT.usage)
+    }
+  }
+}
+
+/** An object name short enough for a status line: `data/ab/ab12cd34…`. */
+function shortName(name: string): string {
+  const i = name.lastIndexOf('/')
+  const last = name.slice(i + 1)
+  return last.length > 12 ? `${name.slice(0, i + 1)}${last.slice(0, 8)}…` : name
+}
+
+/** "retrying put data/ab/ab12cd34… (attempt 3/8) after: <why>". */
+export function describeRetry(e: RetryEvent): string {
+  return `retrying ${e.call} ${shortName(e.name) || '(root)'} (attempt ${e.attempt}/${e.maxAttempts}) after: ${e.error.message}`
+}
+
+/** One line per change of a remote's circuit breaker (none for the half-open probe). */
+export function describeCircuit(e: CircuitEvent): string | null {
+  if (e.state === 'open') {
+    return `remote ${e.location} is failing: ${e.failures} failures in a row, last: ${e.lastError?.message ?? 'unknown'}; not sending more requests for ${Math.round(e.coolDownMs / 1000)} s`
+  }
+  if (e.state === 'closed') return `remote ${e.location} is answering again`
+  return null
 }
 
 /**
@@ -255,6 +310,9 @@ export class Progress {
   private readonly quiet: boolean
   private last = 0
   private drawn = false
+  /** Non-TTY: the newest state not printed yet, and whether any line was printed. */
+  private pending: string | null = null
+  private printed = false
   private readonly started = Date.now()
   private readonly everyMs: number
 
@@ -262,14 +320,20 @@ export class Progress {
     this.tty = Boolean(process.stderr.isTTY)
     this.quiet = Boolean(a.quiet)
     this.everyMs = this.tty ? 100 : Number(process.env.COLDSTORE_PROGRESS_INTERVAL_MS ?? 5000)
+    // In logs, an operation shorter than one interval prints no progress at all (not a line of its first moment).
+    if (!this.tty) this.last = this.started
   }
 
   /** Shows a free-form status line (throttled unless `force`). */
   line(text: string, force = false): void {
     if (this.quiet) return
     const now = Date.now()
-    if (!force && now - this.last < this.everyMs) return
+    if (!force && now - this.last < this.everyMs) {
+      if (!this.tty) this.pending = text
+      return
+    }
     this.last = now
+    this.pending = null
     text = sanitize(text)
     if (this.tty) {
       const cols = process.stderr.columns || 100
@@ -277,6 +341,7 @@ export class Progress {
       this.drawn = true
     } else {
       process.stderr.write(text + '\n')
+      this.printed = true
     }
   }
 
@@ -299,9 +364,11 @@ export class Progress {
     this.line(text, force)
   }
 
-  /** Clears the bar. */
+  /** Clears the bar; in logs, prints the final state when earlier lines were printed (so the last line is complete). */
   done(): void {
     if (this.tty && this.drawn) process.stderr.write('\r\x1b[K')
+    if (!this.tty && this.printed && this.pending !== null && !this.quiet) process.stderr.write(this.pending + '\n')
+    this.pending = null
     this.drawn = false
   }
 }

@@ -268,8 +268,9 @@ t.test('bad input: clear errors, exit 2, nothing written', async (t) => {
   const p = join(dir, 'project')
   writeTree(p, { 'a.txt': 'a\n' })
   const cases: [string, string[], RegExp][] = [
-    ['named remote', ['freeze', '.', 'cold://nature-2024/'], /unsupported destination cold:\/\/nature-2024\/.*named remotes/],
-    ['s3 remote', ['freeze', '.', 's3://bucket/x'], /unsupported destination/],
+    ['undefined named remote', ['freeze', '.', 'cold://nature-2024/'], /'cold:\/\/' is not a remote kind .*no remotes are defined in the configuration file/],
+    ['credentials in an s3 URL', ['freeze', '.', 's3://key:secret@bucket/x'], /credentials|secret key|access key/i],
+    ['unknown remote kind', ['freeze', '.', 'ftp://host/x'], /'ftp:\/\/' is not a remote kind/],
     ['two events', ['freeze', '--milestone', 'a', '--handoff', 'b', '.', join(dir, 'r')], /give one event/],
     ['source is a file', ['freeze', 'a.txt', join(dir, 'r')], /must be a folder/],
     ['missing source', ['freeze', 'nope', join(dir, 'r')], /cannot read source nope/],

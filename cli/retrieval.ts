@@ -5,10 +5,11 @@
  * them. Re-running the same command picks up where the retrieval is: nothing is requested twice.
  */
 import {
-  DEFAULT_PRICES, checkRetrieval, formatWait, mayNeedRetrieval, requestRetrieval, retrievalOptions,
+  checkRetrieval, parsePrices, formatWait, mayNeedRetrieval, requestRetrieval, retrievalOptions,
   type PriceTable, type Repository, type RetrievalCheck, type RetrievalOption, type RetrievalTier,
 } from '../engine/index.js'
 import { CliError, EXIT, Progress, err, formatBytes, printJson, type GlobalArgs } from './common.js'
+import { loadConfig } from './config-file.js'
 
 /** The options restore and verify take for cold storage. */
 export interface RetrievalArgs extends GlobalArgs {
@@ -64,7 +65,8 @@ export async function ensureReadable(
   if (!Number.isInteger(days) || days < 1 || days > 365) throw new CliError('--retrieval-days must be a whole number of days from 1 to 365', EXIT.usage)
   const tier = tierOf(a)
   if (!(await mayNeedRetrieval(repo))) return { ready: true, check: null }
-  const prices = o.prices ?? DEFAULT_PRICES
+  // The built-in table with the configuration file's prices: overrides, as `coldstore cost` uses.
+  const prices = o.prices ?? parsePrices(loadConfig(a.config))
   const progress = new Progress(a)
   let check: RetrievalCheck
   try {

@@ -17,6 +17,7 @@ export type EngineErrorCode =
   | 'ESOURCE'
   | 'EFORMAT'
   | 'EARCHIVED'
+  | 'EINTERRUPTED'
 
 export interface EngineErrorOptions {
   cause?: unknown
@@ -132,6 +133,29 @@ export class ArchivedError extends EngineError {
     this.objectName = objectName
     this.storageClass = fields.storageClass
     this.restoring = fields.restoring
+  }
+}
+
+/**
+ * Another process holds what this operation needs exclusively (one prune at a time per repository). Not a
+ * stale-lock trap: the holder's lock is ignored once it stops being refreshed, so retrying later works.
+ */
+export class LockedError extends EngineError {
+  /** Who holds it, for people. */
+  readonly holder: string
+  constructor(holder: string, message?: string, options?: EngineErrorOptions) {
+    super('ELOCKED', message ?? `locked by ${holder}`, options)
+    this.holder = holder
+  }
+}
+
+/**
+ * An operation stopped because its caller asked it to (an aborted AbortSignal: SIGTERM to a job). What was
+ * stored before the stop is durable and indexed, so the next run reuses it; nothing was left half-written.
+ */
+export class InterruptedError extends EngineError {
+  constructor(message = 'interrupted', options?: EngineErrorOptions) {
+    super('EINTERRUPTED', message, options)
   }
 }
 

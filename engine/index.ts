@@ -7,7 +7,7 @@
  */
 export {
   EngineError, NotFoundError, IntegrityError, ConfigError, UsageError, RemoteError, PasswordError, KeyError,
-  ExistsError, SourceError, FormatError, ArchivedError, isNotFound,
+  ExistsError, SourceError, FormatError, ArchivedError, LockedError, InterruptedError, isNotFound,
 } from './errors.js'
 export type { EngineErrorCode } from './errors.js'
 export type { BlobId, PackId, SnapshotId, BlobType } from './types.js'
@@ -31,7 +31,10 @@ export {
   verify, repairIndex, repairSnapshots, REPAIRED_TAG, type VerifyOptions, type VerifyReport, type Finding, type FindingKind, type RepairIndexResult,
   type RepairSnapshotsOptions, type RepairSnapshotsResult, type SnapshotRepairReport,
 } from './verify/index.js'
-export { SnapshotView, VfsFile, ChunkCache, FREEZES_FOLDER, LATEST_FOLDER, type VfsEntry, type SnapshotViewOptions, type ChunkCacheOptions } from './vfs/index.js'
+export {
+  SnapshotView, JobsView, VfsFile, ChunkCache, FREEZES_FOLDER, LATEST_FOLDER,
+  type VfsEntry, type SnapshotViewOptions, type ChunkCacheOptions, type BrowseView, type JobFolder,
+} from './vfs/index.js'
 export {
   freeze, verifyFreeze, adoptUnindexedPacks, captureGit, gitToplevel, protectedPacks, packsOfSnapshot, isFreezeProtected, parseComplianceTemplates,
   findComplianceTemplate, checkRequiredFields, manifestDigest, canonicalManifest, FREEZE_INFO_FOLDER, FREEZE_FIELDS,
@@ -43,8 +46,23 @@ export {
   CONFIG_SECTIONS, REMOTE_SETTINGS, parseConfigFile, parseEnvFile, resolveRemoteUrl,
   type ColdstoreConfig, type RemoteDefinition, type ResolvedRemote,
   HOST_EXCLUDES, JOB_TYPES, parseDuration, parseJobs, type JobDefinition, type JobRetention, type JobType, type MissedPolicy,
+  DEFAULT_NOTIFY_ON, NOTIFY_EVENTS, WEBHOOK_FORMATS, parseNotify, parsePrices,
+  type NotifyChannel, type NotifyConfig, type NotifyEventKind, type SecretRef, type SmtpChannel, type SmtpTls, type WebhookChannel, type WebhookFormat,
+  parseDaemonSection, parseServerSection, type DaemonSettings, type ServerSettings,
 } from './config/index.js'
+export {
+  Notifier, costThresholdEvent, FileRateLimitStore, MemoryRateLimitStore, redact,
+  type ChannelResult, type NotifierOptions, type NotifyEvent, type NotifyOutcome, type RateLimitStore,
+} from './notify/index.js'
+export {
+  DAYS_PER_MONTH, estimateRepositoryCost,
+  type ClassUsage, type CostOptions, type EarlyDeletion, type JobCost, type PricedSet, type RepositoryCost, type RestoreEstimate, type RestoreTier, type RetentionSavings,
+} from './cost-report/index.js'
 export type { ObjectProtection, ProtectionRequest, ArchiveAccess, ArchiveState, RetrievalTier, OpenRemoteOptions, RemoteSettings } from './remote/index.js'
+export {
+  wrapRemote, parseByteRate, isTransient, RemoteTimeoutError, CircuitOpenError, DEFAULT_RETRY, DEFAULT_TIMEOUTS, DEFAULT_BREAKER,
+  type WrapOptions, type RemoteLimits, type RetryEvent, type CircuitEvent, type CircuitState, type Clock as RemoteClock,
+} from './remote/index.js'
 export {
   appendAudit, listAudit, verifyAudit, generateAuditKey, loadAuditPrivateKey, loadAuditPublicKey, auditKeyId, AUDIT_OPERATIONS,
   type AuditEntry, type StoredAuditEntry, type AuditInput, type AuditOperation, type AuditFinding, type AuditFindingKind, type AuditVerifyReport, type AuditVerifyOptions,
@@ -54,3 +72,22 @@ export {
   GithubError, DEFAULT_GITHUB_API_URL,
   type ExportOptions, type ExportResult, type ExportProgress, type PackageReport, type PackageProblem, type GithubReleaseOptions, type GithubReleaseResult, type ReleaseAsset,
 } from './export/index.js'
+export {
+  applyRetention, parseRetentionDuration, formatRetentionDuration, describePolicy, isEmptyPolicy, checkTimeZone, GROUP_FIELDS, FREEZE_REASON,
+  type RetentionPolicy, type RetentionSnapshot, type RetentionOptions, type RetentionDecision, type RetentionGroup, type KeptSnapshot,
+  type RemovedSnapshot, type GroupField, type RetentionDuration,
+} from './retention/index.js'
+export {
+  forget, prune, DEFAULT_SAFETY_DELAY_MS, DEFAULT_REPACK_THRESHOLD,
+  type ForgetOptions, type ForgetResult, type PruneOptions, type PruneReport, type PrunePreview, type PackCount, type SweptPlan, type DeferredPlan, type MarkedPlan,
+} from './prune/index.js'
+export { listLocks, listPrunePlans, LOCK_STALE_MS, LOCK_REFRESH_MS, type StoredLock, type LockDoc, type StoredPrunePlan, type PrunePlanDoc } from './gc/index.js'
+export {
+  Daemon, JobLocks, Journal, ManualClock, formatJournalEvent, engineWork, resticWork, runJob, jobStatuses, readJournalState, readRun, findRunDay, summarizeRuns,
+  newRunId, isRunId, jobLockName, isProcessAlive, processIdentity, dayOf, resticKeepArgs, isRetryable,
+  type Clock, type DaemonOptions, type DaemonRun, type WorkerRequest, type WorkerHandle, type StartWorker, type RunRequestResult,
+  type RunKind, type RunTrigger, type RunPhase, type RunResult, type RunStats, type RetentionOutcome, type CheckOutcome, type ProcessIdentity,
+  type JournalEvent, type FinishedEvent, type MissedEvent, type SkippedEvent, type JournalState, type JournalFinding, type MaintenanceReport,
+  type RunSummary, type JobStatus, type RunBrief, type Health, type LockRecord, type HeldLock,
+  type RunJobOptions, type RunOutcome, type JobWork, type AttemptContext, type JobEvent, type JobEventSink,
+} from './jobs/index.js'

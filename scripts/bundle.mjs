@@ -4,7 +4,8 @@
  * dist/bundle/, run by bin/coldstore. Why: Node 20 loads ES modules one file
  * at a time, and the ~90 files of the CLI, the engine and yargs took ~80 ms of
  * every command's start-up (0.31 s → 0.23 s for `coldstore --version`).
- * Native addons stay external (they are loaded from node_modules).
+ * Native addons stay external (they are loaded from node_modules), and so do packages that load one
+ * (ssh2 requires its optional .node bindings inside try/catch, which esbuild cannot bundle).
  * Run after tsc: `npm run build`.
  */
 import { build } from 'esbuild'

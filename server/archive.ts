@@ -6,7 +6,7 @@
 import { PassThrough, type Writable } from 'node:stream'
 import * as tar from 'tar-stream'
 import yazl from 'yazl'
-import type { SnapshotView, VfsEntry } from '../engine/index.js'
+import type { BrowseView, VfsEntry } from '../engine/index.js'
 import { writeOrWait } from './backpressure.js'
 import { shownName } from './propfind.js'
 
@@ -21,7 +21,7 @@ function archiveName(prefix: string, parts: readonly Buffer[]): string {
  * Rejects on the first read error (the caller aborts the response: a
  * truncated download must not look complete).
  */
-export async function streamTar(view: SnapshotView, path: readonly Buffer[], prefix: string, out: Writable): Promise<void> {
+export async function streamTar(view: BrowseView, path: readonly Buffer[], prefix: string, out: Writable): Promise<void> {
   const pack = tar.pack()
   const piped = new Promise<void>((resolve, reject) => {
     pack.on('error', reject)
@@ -72,7 +72,7 @@ export async function streamTar(view: SnapshotView, path: readonly Buffer[], pre
  * ZIP64 when sizes need it). Entries are added as the walk proceeds; each
  * file's bytes are read only when yazl reaches it.
  */
-export async function streamZip(view: SnapshotView, path: readonly Buffer[], prefix: string, out: Writable): Promise<void> {
+export async function streamZip(view: BrowseView, path: readonly Buffer[], prefix: string, out: Writable): Promise<void> {
   const zip = new yazl.ZipFile()
   const failed = new Promise<never>((_, reject) => zip.on('error', reject))
   failed.catch(() => undefined)

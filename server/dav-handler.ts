@@ -1,5 +1,5 @@
 /**
- * The read-only WebDAV + HTML request handler over engine's SnapshotView.
+ * The read-only WebDAV + HTML request handler over engine's SnapshotView (or any BrowseView, such as the daemon's JobsView).
  *
  * Written on node:http rather than webdav-server 2.6.3: every method a
  * read-only server answers is one that library gets wrong (see
@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Writable } from 'node:stream'
 import { createGzip } from 'node:zlib'
-import { ArchivedError, IntegrityError, NotFoundError, RemoteError, UsageError, type SnapshotView, type VfsEntry, type VfsFile } from '../engine/index.js'
+import { ArchivedError, IntegrityError, NotFoundError, RemoteError, UsageError, type BrowseView, type VfsEntry, type VfsFile } from '../engine/index.js'
 import { streamTar, streamZip } from './archive.js'
 import { writeOrWait } from './backpressure.js'
 import { authRequired, isAuthorized, type AuthConfig } from './auth.js'
@@ -31,12 +31,17 @@ const MAX_BODY_BYTES = 1 << 20
 
 /** Options of `createDavHandler`. */
 export interface DavHandlerOptions {
-  view: SnapshotView
+  view: BrowseView
   auth: AuthConfig
   /** Shown in the HTML view's first breadcrumb. */
   title?: string
   /** Told about failures (5xx, aborted streams): one line each. */
   log?: (line: string) => void
+  /**
+   * Handlers that see each request after the access checks (loopback host, authentication) and before
+   * the WebDAV view: return true when they answered it (the daemon's JSON API under /api/).
+   */
+  routes?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
 }
 
 /** One table from error class to HTTP status (the server's only one). */
@@ -142,6 +147,7 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
       sendText(res, 401, 'authentication required', { 'WWW-Authenticate': schemes.filter(Boolean).join(', ') })
       return
     }
+    if (o.routes && (await o.routes(req, res))) return
     const target = req.url ?? '/'
     const q = target.indexOf('?')
     const rawPath = q < 0 ? target : target.slice(0, q)

@@ -5,3 +5,4 @@
 export { startServer, isLoopbackHost, DEFAULT_LIMITS, type StartServerOptions, type RunningServer, type ServerLimits } from './start.js'
 export { createDavHandler, statusOf, type DavHandlerOptions } from './dav-handler.js'
 export { authRequired, parseBasic, type AuthConfig } from './auth.js'
+export { API_ROUTES, createApiHandler, type ApiContext, type ApiHandlerOptions, type ApiRoute, type JobsService } from './api/index.js'

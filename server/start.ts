@@ -1,13 +1,13 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { isIP, type AddressInfo, type Socket } from 'node:net'
-import type { SnapshotView } from '../engine/index.js'
+import type { BrowseView } from '../engine/index.js'
 import type { AuthConfig } from './auth.js'
-import { WRITE_METHODS, createDavHandler } from './dav-handler.js'
+import { WRITE_METHODS, createDavHandler, type DavHandlerOptions } from './dav-handler.js'
 
 /** Options of `startServer`. */
 export interface StartServerOptions {
-  view: SnapshotView
+  view: BrowseView
   host: string
   /** 0 picks a free port. */
   port: number
@@ -16,6 +16,8 @@ export interface StartServerOptions {
   tls?: { cert: Buffer; key: Buffer }
   title?: string
   log?: (line: string) => void
+  /** Extra routes before the WebDAV view, behind the same access checks (see DavHandlerOptions.routes). */
+  routes?: DavHandlerOptions['routes']
   /** Limits against clients that hold connections without using them (defaults in DEFAULT_LIMITS). */
   limits?: Partial<ServerLimits>
 }
@@ -58,7 +60,7 @@ export function isLoopbackHost(host: string): boolean {
 
 /** Starts listening; rejects with the listen error (EADDRINUSE, EACCES...). */
 export async function startServer(o: StartServerOptions): Promise<RunningServer> {
-  const handler = createDavHandler({ view: o.view, auth: o.auth, title: o.title, log: o.log })
+  const handler = createDavHandler({ view: o.view, auth: o.auth, title: o.title, log: o.log, routes: o.routes })
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...o.limits }
   // Node checks the headers timeout only every `connectionsCheckingInterval` (30 s by default): a slow client
   // could hold its connection twice as long as the timeout says.
@@ -77,7 +79,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   if (o.tls) server.on('secureConnection', firstByte)
   // Refuse uploads before the client sends the body (no "100 Continue" for write methods).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (!WRITE_METHODS.has((req.method ?? '').toUpperCase())) res.writeContinue()
+    if (!WRITE_METHODS.has((req.method ?? '').toUpperCase()) || (o.routes && (req.url ?? '').startsWith('/api/'))) res.writeContinue()
     handler(req, res)
   })
   server.keepAliveTimeout = 30_000

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { ExcludeMatcher, backup, type BackupWarning } from '../../engine/index.js'
 import { prepareAudit } from '../audit-hook.js'
-import { EXIT, PROGRAM, Progress, err, formatBytes, out, printJson, printable, who, withRepo, type GlobalArgs } from '../common.js'
+import { CliError, EXIT, PROGRAM, Progress, err, formatBytes, out, printJson, printable, who, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   paths: string[]
@@ -11,6 +11,7 @@ interface Args extends GlobalArgs {
   'exclude-file'?: string[]
   gitignore?: boolean
   'dry-run'?: boolean
+  time?: string
 }
 
 export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
@@ -25,9 +26,18 @@ export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
       .option('exclude', { type: 'string', array: true, describe: 'glob to leave out (repeatable); without "/" it matches any name' })
       .option('exclude-file', { type: 'string', array: true, describe: 'file with one exclude pattern per line' })
       .option('gitignore', { type: 'boolean', default: false, describe: 'respect .gitignore files' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'show what would be stored, store nothing' }) as never,
+      .option('dry-run', { type: 'boolean', default: false, describe: 'show what would be stored, store nothing' })
+      .option('time', { type: 'string', describe: 'record this as the snapshot\'s time (ISO 8601, e.g. 2024-05-01T03:00:00Z): for imports from other tools and tests' }) as never,
   handler: async (a) => {
     const audit = prepareAudit(a)
+    let time: Date | null = null
+    if (a.time !== undefined) {
+      // A time without an offset would silently mean the local zone: ask for one.
+      if (!/(Z|[+-]\d\d:?\d\d)$/i.test(a.time.trim()) || !Number.isFinite(Date.parse(a.time))) {
+        throw new CliError(`--time: ${JSON.stringify(a.time)} is not an ISO 8601 time with a zone (2024-05-01T03:00:00Z or 2024-05-01T05:00:00+02:00)`, EXIT.usage)
+      }
+      time = new Date(Date.parse(a.time))
+    }
     const patterns = [...(a.exclude ?? []), ...(await ExcludeMatcher.readPatternFiles(a['exclude-file'] ?? []))]
     const result = await withRepo(a, async (repo) => {
       const progress = new Progress(a)
@@ -42,7 +52,7 @@ export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
           dryRun: a['dry-run'],
           program: PROGRAM,
           ...who(),
-          now: () => new Date(),
+          now: () => time ?? new Date(),
           onProgress: a.quiet ? undefined : (p) => progress.counts(p),
           onWarning: (w: BackupWarning) => {
             progress.done()

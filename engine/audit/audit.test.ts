@@ -276,6 +276,50 @@ t.test('a removed snapshot without a forget entry is detected; with one it is no
   t.ok(r.ok, JSON.stringify(r.findings))
 })
 
+t.test('a forget entry covers exactly the snapshots it lists, removed after they were recorded', async (t) => {
+  const f = await fixture(t)
+  rmSync(join(f.repoDir, 'snapshots', f.snaps[0]))
+  rmSync(join(f.repoDir, 'snapshots', f.snaps[1]))
+  await appendAudit(f.repo, { ...who, now, operation: 'forget', removed: [f.snaps[0]] })
+  let r = await verifyAudit(f.repo)
+  t.same(r.findings.filter((x) => x.severity === 'error').map((x) => [x.kind, x.snapshotId]), [['missing_snapshot', f.snaps[1]]], 'the one it does not list is still missing')
+  // A removal listed by another kind of entry does not count.
+  await appendAudit(f.repo, { ...who, now, operation: 'verify', removed: [f.snaps[1]] })
+  r = await verifyAudit(f.repo)
+  t.same(kinds(r), ['missing_snapshot'], 'a verify entry cannot remove snapshots')
+  await appendAudit(f.repo, { ...who, now, operation: 'forget', removed: [f.snaps[1]] })
+  r = await verifyAudit(f.repo)
+  t.ok(r.ok, JSON.stringify(r.findings))
+})
+
+t.test('a forget entry from before the snapshot was recorded does not cover its removal', async (t) => {
+  const f = await fixture(t)
+  const src = join(f.dir, 'src-late')
+  writeTree(src, { 'late.txt': 'late' })
+  const late = await backup(f.repo, { ...backupOpts, paths: [src] })
+  // Someone lists the id as removed first, then the snapshot's own entry comes, then the object goes.
+  await appendAudit(f.repo, { ...who, now, operation: 'forget', removed: [late.id!] })
+  await appendAudit(f.repo, { ...who, now, operation: 'snapshot', snapshotId: late.id })
+  t.ok((await verifyAudit(f.repo)).ok, 'verifies while the snapshot is there')
+  rmSync(join(f.repoDir, 'snapshots', late.id!))
+  const r = await verifyAudit(f.repo)
+  t.same(kinds(r), ['missing_snapshot'])
+  t.match(r.findings[0].message, /before the snapshot was recorded/)
+})
+
+t.test('a removed freeze is detected even with a forget entry listing it', async (t) => {
+  const f = await fixture(t)
+  const src = join(f.dir, 'src-freeze')
+  writeTree(src, { 'paper.tex': 'results' })
+  const fr = await backup(f.repo, { ...backupOpts, paths: [src], kind: 'freeze' })
+  await appendAudit(f.repo, { ...who, now, operation: 'freeze', snapshotId: fr.id })
+  rmSync(join(f.repoDir, 'snapshots', fr.id!))
+  await appendAudit(f.repo, { ...who, now, operation: 'forget', removed: [fr.id!] })
+  const r = await verifyAudit(f.repo)
+  t.same(r.findings.filter((x) => x.severity === 'error').map((x) => [x.kind, x.snapshotId]), [['missing_snapshot', fr.id]])
+  t.match(r.findings[0].message, /freezes are never removed/)
+})
+
 t.test('removing the newest entry that recorded a snapshot is detected (unrecorded snapshot)', async (t) => {
   const f = await fixture(t)
   const names = auditFiles(f.repoDir)

@@ -391,7 +391,7 @@ export type AuditFindingKind =
   | 'incomplete_entry' // a claim without its entry (an interrupted append)
   | 'time_order' // an entry older than the one before (clock skew between hosts, or reordering)
   | 'altered_snapshot' // a snapshot object that no longer matches its name or the digest recorded for it
-  | 'missing_snapshot' // a snapshot recorded as written, gone without a forget/prune entry removing it
+  | 'missing_snapshot' // a snapshot recorded as written, gone without a later forget/prune entry removing it (a freeze: gone at all)
   | 'unrecorded_snapshot' // a snapshot made after the trail began with no entry
   | 'uncovered_snapshot' // a snapshot older than the trail (made before it existed)
   | 'bad_signature'
@@ -424,7 +424,7 @@ export interface AuditVerifyReport {
  * Checks the audit trail: every entry opens and matches its id and name,
  * seqs run 1…n without gaps, each entry names the previous one, signatures
  * verify, every snapshot recorded as written still matches the digest
- * recorded (or was removed by a recorded forget/prune), and every snapshot
+ * recorded (or was removed by a forget or prune entry after the one that recorded it; a freeze never), and every snapshot
  * object has an entry unless the first entry lists it as existing before the
  * trail began: those are reported as not covered (info), so repositories from
  * before the audit trail still verify.
@@ -547,10 +547,12 @@ export async function verifyAudit(repo: Repository, o: AuditVerifyOptions = {}):
 
   // Snapshots.
   const written = new Map<string, Read>()
-  const removed = new Set<string>()
+  // Removals count only in forget and prune entries, and only for a snapshot recorded before them.
+  const removedAt = new Map<string, Read>()
   for (const r of chain) {
     if ((r.entry.operation === 'snapshot' || r.entry.operation === 'freeze') && r.entry.snapshot) written.set(r.entry.snapshot.id, r)
-    for (const id of r.entry.removed ?? []) removed.add(id)
+    if (r.entry.operation !== 'forget' && r.entry.operation !== 'prune') continue
+    for (const id of Array.isArray(r.entry.removed) ? r.entry.removed : []) if (!removedAt.has(id)) removedAt.set(id, r)
   }
   const snapIds: string[] = []
   for await (const obj of repo.remote.list('snapshots/')) snapIds.push(obj.name.slice('snapshots/'.length))
@@ -603,9 +605,16 @@ export async function verifyAudit(repo: Repository, o: AuditVerifyOptions = {}):
     }
   })
   for (const [id, r] of written) {
-    if (!present.has(id) && !removed.has(id)) {
-      findings.push({ kind: 'missing_snapshot', severity: 'error', snapshotId: id, name: `snapshots/${id}`, message: `snapshots/${id}: recorded by audit entry ${r.seq} but gone, and no forget or prune entry removed it` })
-    }
+    if (present.has(id)) continue
+    const by = removedAt.get(id)
+    const freeze = r.entry.operation === 'freeze' || r.entry.snapshot?.kind === 'freeze'
+    if (by && by.seq > r.seq && !freeze) continue
+    const why = freeze
+      ? `a freeze, recorded by audit entry ${r.seq}, is gone${by ? ` (entry ${by.seq}, a ${by.entry.operation}, lists it as removed, but freezes are never removed)` : ''}`
+      : by
+        ? `recorded by audit entry ${r.seq} but gone; entry ${by.seq} lists it as removed, but comes before the snapshot was recorded`
+        : `recorded by audit entry ${r.seq} but gone, and no forget or prune entry removed it`
+    findings.push({ kind: 'missing_snapshot', severity: 'error', snapshotId: id, name: `snapshots/${id}`, message: `snapshots/${id}: ${why}` })
   }
 
   const order = { error: 0, warning: 1, info: 2 }

@@ -5,7 +5,8 @@ import { promisify } from 'node:util'
 import { availableParallelism } from 'node:os'
 import { basename, resolve } from 'node:path'
 import { Chunker } from '../chunker/index.js'
-import { SourceError, UsageError } from '../errors.js'
+import { IntegrityError, InterruptedError, SourceError, UsageError } from '../errors.js'
+import { beginWrite, checkSnapshotStored } from '../gc/index.js'
 import { StreamHasher } from '../hash/index.js'
 import type { Repository } from '../repo/index.js'
 import type { FileCacheEntry } from '../index/index.js'
@@ -56,8 +57,17 @@ export interface BackupOptions {
   /** Least time between two progress reports (default 100 ms; 0 reports every step). */
   progressIntervalMs?: number
   onWarning?: (w: BackupWarning) => void
-  /** Called once the file-change cache and snapshot are durable (tests use it to kill mid-run). */
+  /**
+   * Stops the backup at the next file or read buffer once aborted: what was read so far is packed,
+   * uploaded and indexed (so the next run reuses it), no snapshot is written, and `backup` rejects with an
+   * InterruptedError. Files being read finish their current read buffer first.
+   */
   signal?: AbortSignal
+  /**
+   * Stay on each source's file system: a directory on another file system (a mount point) is stored as
+   * an empty directory and not entered, like restic's and tar's `--one-file-system`.
+   */
+  oneFileSystem?: boolean
   /** Called for every regular file the snapshot holds (stored now or unchanged), with its absolute path and node. */
   onFile?: (abs: Buffer, node: TreeNode) => void
   /**
@@ -186,25 +196,42 @@ export async function backup(repo: Repository, o: BackupOptions): Promise<Backup
     sources.push({ abs, name, st })
   }
   const matcher = new ExcludeMatcher(o.excludes ?? [], o.gitignore ?? false)
-  // A run that died with this cache may have renamed packs into place without recording them (the window
-  // between a pack's rename and its record): take them up before storing anything, or they are stored again.
-  let run: string | null = null
-  let adopted = { packs: 0, bytes: 0 }
-  if (!o.dryRun) {
-    const unfinished = repo.cache.unfinishedRuns()
-    run = repo.cache.beginRun(new Date(started).toISOString())
-    if (unfinished.length > 0) {
-      adopted = await repo.adoptUnindexedPacks()
-      for (const token of unfinished) repo.cache.endRun(token)
-    }
-  }
-  const a = new Archiver(repo, o, matcher)
+  // A lock and the prune plans first (engine/gc): nothing a prune is about to delete is reused.
+  const guard = await beginWrite(repo, { operation: o.kind ?? 'snapshot', host: o.hostname, username: o.username, program: o.program, dryRun: o.dryRun })
   try {
-    const result = await a.run(sources, started)
+    // A run that died with this cache may have renamed packs into place without recording them (the window
+    // between a pack's rename and its record): take them up before storing anything, or they are stored again.
+    // After beginWrite: packs a prune plans to delete are not taken up.
+    let run: string | null = null
+    let adopted = { packs: 0, bytes: 0 }
+    if (!o.dryRun) {
+      const unfinished = repo.cache.unfinishedRuns()
+      run = repo.cache.beginRun(new Date(started).toISOString())
+      if (unfinished.length > 0) {
+        adopted = await repo.adoptUnindexedPacks()
+        for (const token of unfinished) repo.cache.endRun(token)
+      }
+    }
+    const a = new Archiver(repo, o, matcher)
+    let r: BackupResult
+    try {
+      r = await a.run(sources, started)
+    } finally {
+      await a.close()
+    }
+    if (guard.lapsed && r.id) {
+      // The lock went stale mid-run (suspended?): a prune may have deleted what this snapshot reuses.
+      try {
+        await checkSnapshotStored(repo, r.snapshot.tree)
+      } catch (err) {
+        await repo.remote.delete(`snapshots/${r.id}`)
+        throw new IntegrityError(`the snapshot was not kept: this run was suspended long enough for a prune to delete data it reused (${(err as Error).message}); run it again`, {}, { cause: err })
+      }
+    }
     if (run) repo.cache.endRun(run)
-    return { ...result, adopted }
+    return { ...r, adopted }
   } finally {
-    await a.close()
+    await guard.end()
   }
 }
 
@@ -230,6 +257,8 @@ class Archiver {
   }
   private readonly progress: BackupProgress = { files: 0, dirs: 0, bytes: 0, totalFiles: null, totalBytes: null, current: '' }
   private lastProgress = 0
+  /** Device of the source being stored (sources are stored one after the other), for oneFileSystem. */
+  private sourceDev = 0n
 
   constructor(repo: Repository, o: BackupOptions, matcher: ExcludeMatcher) {
     this.repo = repo
@@ -275,8 +304,16 @@ class Archiver {
     const indexBytesBefore = this.repo.indexBytesWritten
     const rootNodes: TreeNode[] = []
     for (const s of sources) {
+      this.sourceDev = s.st.dev
       const node = await this.saveEntry(s.abs, s.name, '', s.st, GitignoreScope.root())
       if (node) rootNodes.push(node)
+    }
+    if (this.aborted) {
+      // A checkpoint: pack and upload what was read, index it, write no snapshot.
+      await this.packer.flush()
+      if (!this.dryRun) await this.repo.indexPendingPacks()
+      await this.repo.cache.flush()
+      throw new InterruptedError(`backup interrupted after ${this.stats.files} files (${this.packer.blobs} new blobs stored and indexed; the next run reuses them)`)
     }
     let meta = this.o.meta
     if (this.o.beforeRoot) {
@@ -323,17 +360,28 @@ class Archiver {
     return { id, snapshot: doc, warnings: this.warnings, dryRun: this.dryRun, adopted: { packs: 0, bytes: 0 } }
   }
 
+  private get aborted(): boolean {
+    return this.o.signal?.aborted === true
+  }
+
+  /** True for a directory that oneFileSystem keeps out: on another file system than its source. */
+  private otherFileSystem(st: BigIntStats, sourceDev: bigint): boolean {
+    return this.o.oneFileSystem === true && st.dev !== sourceDev
+  }
+
   /** Counts files and bytes ahead of the backup so progress can show totals and an ETA. */
   private async scan(sources: { abs: string; name: Buffer; st: BigIntStats }[]): Promise<void> {
     let files = 0
     let bytes = 0
+    let dev = 0n
     const walk = async (abs: Buffer, rel: string, st: BigIntStats, scope: GitignoreScope): Promise<void> => {
+      if (this.aborted) return
       if (st.isFile()) {
         files++
         bytes += Number(st.size)
         return
       }
-      if (!st.isDirectory()) return
+      if (!st.isDirectory() || this.otherFileSystem(st, dev)) return
       const inner = this.matcher.gitignore ? await scope.child(abs.toString(), rel) : scope
       let names: Buffer[]
       try {
@@ -349,7 +397,10 @@ class Archiver {
       }
     }
     try {
-      for (const s of sources) await walk(Buffer.from(s.abs), s.name.toString(), s.st, GitignoreScope.root())
+      for (const s of sources) {
+        dev = s.st.dev
+        await walk(Buffer.from(s.abs), s.name.toString(), s.st, GitignoreScope.root())
+      }
       this.progress.totalFiles = files
       this.progress.totalBytes = bytes
     } catch {
@@ -365,11 +416,19 @@ class Archiver {
 
   /** Stores one entry (recursing into directories); returns its node or null when it cannot be read. */
   private async saveEntry(abs: string | Buffer, name: Buffer, rel: string, st: BigIntStats, scope: GitignoreScope): Promise<TreeNode | null> {
+    if (this.aborted) return null
     const absB = typeof abs === 'string' ? Buffer.from(abs) : abs
     const node = baseNode(name, st)
     const relPath = rel ? `${rel}/${name.toString()}` : name.toString()
     switch (node.type) {
       case 'dir':
+        if (this.otherFileSystem(st, this.sourceDev)) {
+          // A mount point: kept as an empty folder, so a restore recreates the place to mount it.
+          this.stats.dirs++
+          this.progress.dirs++
+          node.subtree = await this.packer.addPlain('tree', encodeTree([]))
+          return node
+        }
         return this.saveDir(absB, node, relPath, scope)
       case 'file':
         // Small files are batched to the workers and need no read buffer: only large ones take a reader slot.
@@ -443,6 +502,7 @@ class Archiver {
   }
 
   private async saveFile(abs: Buffer, node: TreeNode, rel: string, st: BigIntStats): Promise<TreeNode | null> {
+    if (this.aborted) return null // (queued for a reader slot before the stop)
     if (st.nlink > 1n) {
       node.links = Number(st.nlink)
       node.inode = st.ino.toString()
@@ -496,6 +556,7 @@ class Archiver {
     }
     try {
       const r = await this.readFile(fd, rel)
+      if (this.aborted) return null // cut short: the file is not part of any snapshot
       const after = await fstatFd(fd)
       const changed = after.size !== st.size || after.mtimeNs !== st.mtimeNs || BigInt(r.size) !== st.size
       return this.fileStored(abs, node, rel, st, cached !== undefined, r, changed, after.size)
@@ -594,7 +655,7 @@ class Archiver {
         for (const cut of chunker.push(view)) {
           if (slot < 0) slot = await this.pool.acquire() // backpressure: waits while every slot is in flight
           view.copy(this.pool.slotView(slot), fill, start, cut)
-          ids.push(this.storeChunk(slot, fill + cut - start))
+          ids.push(handled(this.storeChunk(slot, fill + cut - start)))
           slot = -1
           fill = 0
           start = cut
@@ -606,9 +667,10 @@ class Archiver {
         }
         this.tick(rel)
         if (bytesRead < READ_BYTES) break // a short read of a regular file is its end: save a read
+        if (this.aborted) break
       }
       if (fill > 0) {
-        ids.push(this.storeChunk(slot, fill))
+        ids.push(handled(this.storeChunk(slot, fill)))
         slot = -1
       }
     } finally {
@@ -631,4 +693,14 @@ class Archiver {
       this.pool.release(slot)
     }
   }
+}
+
+/**
+ * `p`, with its rejection marked as handled: for promises collected now and awaited later (Promise.all after
+ * a read loop). Without it, a chunk whose upload fails while the loop still awaits a read is an unhandled
+ * rejection, which ends the process instead of failing the backup.
+ */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined)
+  return p
 }

@@ -33,10 +33,12 @@ export interface ColdstoreConfig {
   remotes: Map<string, RemoteDefinition>
   /** The raw sections other parts of coldstore validate (jobs, notify, server, freeze, prices). */
   sections: Record<string, unknown>
+  /** `allow_inline_secrets: true`: section validators (notify:) then accept secrets written inline. */
+  allowInlineSecrets: boolean
 }
 
 /** Top-level keys of coldstore.yaml. */
-export const CONFIG_SECTIONS = ['remotes', 'jobs', 'notify', 'server', 'freeze', 'prices', 'defaults', 'allow_inline_secrets'] as const
+export const CONFIG_SECTIONS = ['remotes', 'jobs', 'notify', 'server', 'daemon', 'freeze', 'prices', 'defaults', 'allow_inline_secrets'] as const
 
 /**
  * Settings a remote entry may carry besides url/password_file/env/env_file, by the kinds that read them.
@@ -44,7 +46,11 @@ export const CONFIG_SECTIONS = ['remotes', 'jobs', 'notify', 'server', 'freeze',
  */
 export const REMOTE_SETTINGS: ReadonlySet<string> = new Set([
   // S3, B2, GCS
-  'endpoint', 'region', 'path_style', 'storage_class', 'hot_storage_class', 'object_lock_mode', 'project_id',
+  'endpoint', 'region', 'path_style', 'storage_class', 'hot_storage_class', 'object_lock_mode',
+  // S3, B2
+  'part_size', 'max_connections', 'conditional_writes', 'profile',
+  // GCS
+  'project_id', 'location', 'retention_mode', 'chunk_size', 'resumable_threshold', 'list_page_size',
   // SFTP
   'key_file', 'known_hosts', 'port', 'connections',
   // every network kind (wrappers)
@@ -97,7 +103,7 @@ export function parseConfigFile(text: string, path: string): ColdstoreConfig {
   }
   const sections: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(doc)) if (k !== 'remotes' && k !== 'allow_inline_secrets') sections[k] = v
-  return { path, remotes, sections }
+  return { path, remotes, sections, allowInlineSecrets: inline === true }
 }
 
 function parseRemote(path: string, name: string, def: unknown, allowInline: boolean): RemoteDefinition {

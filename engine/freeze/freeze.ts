@@ -158,7 +158,7 @@ export async function freeze(repo: Repository, o: FreezeOptions): Promise<Freeze
             where: repo.remote.properties.location,
             note: protection
               ? 'the freeze\'s snapshot object and the packs and index objects it needs are protected; coldstore never removes them while the retention or hold is in force (the owner of the storage may still be able to)'
-              : 'this remote cannot enforce retention or legal hold: nothing stops the objects from being deleted there',
+              : (repo.remote.properties.immutabilityNote ?? 'this remote cannot enforce retention or legal hold: nothing stops the objects from being deleted there'),
           }
         : null,
       git: o.git,

@@ -2,6 +2,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
 import { IdSet } from './id-set.js'
+import { seededRandom } from '../testing/test-repo.js'
 
 t.test('holds what was added, nothing else, across growth', async (t) => {
   const s = IdSet.create()
@@ -78,4 +79,32 @@ t.test('another thread reads the set through its shared buffer, including ids ad
   s.add(late)
   w.postMessage({ buffer: s.buffer, ids: [early, late, absent].map((b) => b.toString('hex')) })
   t.same(await next(), [true, true, false])
+})
+
+t.test('delete removes exactly the ids asked for, also inside long probe runs', async (t) => {
+  const r = seededRandom(77)
+  const ids: Buffer[] = []
+  for (let i = 0; i < 5000; i++) ids.push(Buffer.from(Array.from({ length: 32 }, () => Math.floor(r() * 256))))
+  // Ids colliding on the home slot (same second word): one long run that deletions must keep intact.
+  for (let i = 0; i < 40; i++) {
+    const b = Buffer.from(Array.from({ length: 32 }, () => Math.floor(r() * 256)))
+    b.writeUInt32LE(123456, 4)
+    ids.push(b)
+  }
+  const s = IdSet.create(100) // grows several times while filling
+  for (const id of ids) s.add(id)
+  const gone = new Set<number>()
+  for (let i = 0; i < ids.length; i += 3) {
+    if (!s.delete(ids[i])) t.fail(`delete ${i} found nothing`)
+    gone.add(i)
+  }
+  t.equal(s.delete(ids[0]), false, 'a second delete finds nothing')
+  t.equal(s.size, ids.length - gone.size)
+  let wrong = 0
+  ids.forEach((id, i) => { if (s.has(id) === gone.has(i)) wrong++ })
+  t.equal(wrong, 0, 'every kept id is found, no deleted one is')
+  // Deleted ids can be added again.
+  for (const i of gone) s.add(ids[i])
+  t.ok(ids.every((id) => s.has(id)))
+  t.equal(s.size, ids.length)
 })

@@ -96,6 +96,56 @@ export class IdSet {
     return this.add(Buffer.from(id.slice(0, 32), 'hex'))
   }
 
+  /**
+   * Removes `id`; false when it was not there. Owning thread only, and only while no other thread reads
+   * the set (entries move during a removal, so a concurrent reader could miss one; it cannot see one that
+   * is not there). Backward-shift deletion: later entries of the probe run move up into the hole.
+   */
+  delete(id: Uint8Array, offset = 0): boolean {
+    const w0 = readWord(id, offset)
+    const w1 = readWord(id, offset + 4)
+    const w2 = readWord(id, offset + 8)
+    const w3 = readWord(id, offset + 12)
+    if ((w0 | w1 | w2 | w3) === 0) return false
+    const words = this.words
+    const cap = this.cap
+    let i = w1 % cap
+    for (;;) {
+      const o = (i + 1) * 4
+      const a = words[o]
+      if (a === 0 && words[o + 1] === 0 && words[o + 2] === 0 && words[o + 3] === 0) return false
+      if (a === w0 && words[o + 1] === w1 && words[o + 2] === w2 && words[o + 3] === w3) break
+      if (++i === cap) i = 0
+    }
+    // i is the hole. Move up every later entry of the run whose home slot is not cyclically in (i, j].
+    let j = i
+    for (;;) {
+      if (++j === cap) j = 0
+      const oj = (j + 1) * 4
+      if ((words[oj] | words[oj + 1] | words[oj + 2] | words[oj + 3]) === 0) break
+      const home = words[oj + 1] % cap
+      const stays = i <= j ? home > i && home <= j : home > i || home <= j
+      if (stays) continue
+      const oi = (i + 1) * 4
+      words[oi + 1] = words[oj + 1]
+      words[oi + 2] = words[oj + 2]
+      words[oi + 3] = words[oj + 3]
+      Atomics.store(words, oi, words[oj])
+      i = j
+    }
+    const oi = (i + 1) * 4
+    Atomics.store(words, oi, 0)
+    words[oi + 1] = 0
+    words[oi + 2] = 0
+    words[oi + 3] = 0
+    Atomics.store(words, 0, --this.count)
+    return true
+  }
+
+  deleteHex(id: string): boolean {
+    return this.delete(Buffer.from(id.slice(0, 32), 'hex'))
+  }
+
   private insert(w0: number, w1: number, w2: number, w3: number): boolean {
     const words = this.words
     const cap = this.cap

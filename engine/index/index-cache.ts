@@ -89,6 +89,9 @@ export class IndexCache {
   private touched = 0
   /** How often `trim` reopened the map (for tests and profiles). */
   trims = 0
+  /** Packs whose blobs `excludeStored` took out of the id set, and those blobs' ids (put back before saving). */
+  private readonly excludedPacks = new Set<string>()
+  private excludedIds: Buffer[] = []
 
   private constructor(path: string) {
     this.path = path
@@ -161,6 +164,8 @@ export class IndexCache {
 
   /** Saves the id set beside the map (atomically), so the next open need not rebuild it. */
   private saveIds(): void {
+    if (this.loadedIds) for (const k of this.excludedIds) this.loadedIds.add(k) // excluded for this process only
+    this.excludedIds = []
     if (!this.idsDirty || !this.loadedIds) return
     const body = this.ids.serialize()
     const head = Buffer.alloc(IDS_HEADER)
@@ -242,6 +247,24 @@ export class IndexCache {
     return b ? decodeLoc(b) : undefined
   }
 
+  /**
+   * Makes the blobs of `packs` look not stored to `hasBlob` and `storedIds` for the rest of this process
+   * (locations stay in the blob table, so reads still find them): a backup stores them again instead of
+   * reusing them, because a prune plans to delete these packs (engine/gc). Blobs of these packs recorded
+   * later are not added to the set either; another pack holding the same blob adds it as usual. Call it
+   * before the backup's workers start (the set is changed in place).
+   */
+  excludeStored(packs: readonly { packId: string; entries: readonly { id: string }[] }[]): void {
+    const ids = this.ids
+    for (const p of packs) {
+      this.excludedPacks.add(p.packId)
+      for (const e of p.entries) {
+        const k = Buffer.from(e.id, 'hex')
+        if (ids.delete(k)) this.excludedIds.push(k)
+      }
+    }
+  }
+
   /** True when blob `id` is stored (from the in-memory id set: no page of the map is read). */
   hasBlob(id: string): boolean {
     return this.ids.hasHex(id)
@@ -268,7 +291,7 @@ export class IndexCache {
           // First location wins: duplicates across packs (from concurrent writers) are harmless.
           const k = Buffer.from(e.id, 'hex')
           // Not loaded yet: nothing to keep in step (the saved set no longer matches the table's count, and is rebuilt).
-          if (this.loadedIds?.add(k)) this.idsDirty = true
+          if (!this.excludedPacks.has(p.packId) && this.loadedIds?.add(k)) this.idsDirty = true
           this.blobs.putSync(k, encodeLoc(p.packId, e), { noOverwrite: true })
         }
         if (opts.pending) this.pending.putSync(pid, encodeIndexedPack(p))

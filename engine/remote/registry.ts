@@ -5,6 +5,14 @@
  */
 import { ConfigError } from '../errors.js'
 import type { Remote } from './remote.js'
+import { cleanStaging } from './staged-writer.js'
+import { parseByteRate } from './wrappers/bandwidth.js'
+import type { CircuitBreakerOptions, CircuitEvent } from './wrappers/circuit-breaker.js'
+import type { Clock } from './wrappers/clock.js'
+import type { RetryEvent, RetryOptions } from './wrappers/retrying.js'
+import { StagingRemote } from './wrappers/staging.js'
+import type { TimeoutOptions } from './wrappers/timeout.js'
+import { wrapRemote, type WrapOptions } from './wrappers/wrap.js'
 
 /** Settings of a remote besides its URL: the keys of a named remote in coldstore.yaml (`region`, `endpoint`, `path_style`, `storage_class`...). */
 export type RemoteSettings = Readonly<Record<string, string | number | boolean>>
@@ -29,6 +37,33 @@ export interface OpenRemoteOptions {
    * it they keep the pack in memory until it is complete (BufferedObjectWriter).
    */
   stagingDir?: string
+  /**
+   * Bandwidth and connection limits (the CLI's --limit-upload / --limit-download). They win over the
+   * `limit_upload` / `limit_download` settings. Any limit wraps even a local or memory remote.
+   */
+  limits?: RemoteLimits
+  /** Retry settings of network kinds (the `retries` setting gives maxAttempts = retries + 1). */
+  retry?: Omit<RetryOptions, 'clock' | 'onRetry'>
+  /** Time limits of network kinds' calls (the `timeout` setting, in seconds, sets callMs and transferMs). */
+  timeouts?: Omit<TimeoutOptions, 'clock'>
+  /** Circuit breaker settings of network kinds. */
+  breaker?: Omit<CircuitBreakerOptions, 'clock' | 'onStateChange'>
+  /** Told before each retry of a network call. */
+  onRetry?: (event: RetryEvent) => void
+  /** Told when a network remote's circuit breaker opens or closes again. */
+  onCircuitChange?: (event: CircuitEvent) => void
+  /** Time source of the wrappers (tests). Default: the system clock. */
+  clock?: Clock
+}
+
+/** Limits a caller may put on any remote (OpenRemoteOptions.limits). */
+export interface RemoteLimits {
+  /** Average upload rate in bytes per second. */
+  uploadBytesPerSecond?: number
+  /** Average download rate in bytes per second. */
+  downloadBytesPerSecond?: number
+  /** Calls at once (default: the kind's maxConnections). */
+  connections?: number
 }
 
 /** What a kind's `open` gets besides its parsed configuration. */
@@ -81,6 +116,26 @@ export function settingString(settings: RemoteSettings, key: string): string | u
   return String(v)
 }
 
+/** What a kind's `open` gets from `openRemote`'s options. */
+function kindContext(options: OpenRemoteOptions): KindContext {
+  return { create: options.create ?? false, env: options.env ?? {}, stagingDir: options.stagingDir }
+}
+
+async function loadS3(): Promise<OpenKind> {
+  const { S3Remote, parseConfig } = await import('./s3/index.js')
+  return (url, options) => S3Remote.open(parseConfig(url, options.settings), kindContext(options))
+}
+
+/**
+ * Kinds that reach their objects over a network: openRemote wraps them (wrappers/wrap.ts) with retries,
+ * timeouts, a circuit breaker, limits and, given a staging directory, a staged writer. The other kinds are
+ * wrapped only when limits are asked for.
+ */
+const NETWORK_KINDS: ReadonlySet<string> = new Set(['s3', 'gs', 'sftp', 'b2'])
+
+/** Staging files older than this are left by killed processes: openRemote removes them. */
+const STALE_STAGING_MS = 24 * 60 * 60 * 1000
+
 /**
  * Remote kinds by URL scheme (lower case). `null` marks a kind that is planned
  * but not implemented yet. Adding a kind is one entry: a loader importing
@@ -101,16 +156,23 @@ const KINDS: ReadonlyMap<string, (() => Promise<OpenKind>) | null> = new Map<str
       return (url) => MemoryRemote.open(parseConfig(url))
     },
   ],
-  ['s3', null],
+  ['s3', loadS3],
   [
     'gs',
     async () => {
       const { GcsRemote, parseConfig } = await import('./gcs/index.js')
-      return (url, options) => GcsRemote.open(parseConfig(url, options.settings), { create: options.create ?? false, env: options.env ?? {}, stagingDir: options.stagingDir })
+      return (url, options) => GcsRemote.open(parseConfig(url, options.settings), kindContext(options))
     },
   ],
-  ['sftp', null],
-  ['b2', null],
+  [
+    'sftp',
+    async () => {
+      const { SftpRemote, parseConfig } = await import('./sftp/index.js')
+      return (url, options) => SftpRemote.open(parseConfig(url, options.settings), kindContext(options))
+    },
+  ],
+  // Backblaze B2 through its S3-compatible API: the S3 kind with B2's endpoint and credentials.
+  ['b2', loadS3],
 ])
 
 /**
@@ -125,12 +187,16 @@ function schemeOf(url: string): string {
 
 /**
  * Opens the remote at `url`: an absolute or relative path or `file://` URL
- * (local directory), `gs://bucket/prefix` (Google Cloud Storage), or `memory://name` (in-memory, for tests).
+ * (local directory), `s3://bucket/prefix` or `b2://bucket/prefix` (S3 API; see remote/s3/config.ts for
+ * the settings), `gs://bucket/prefix` (Google Cloud Storage), `sftp://user@host[:port]/path` (a directory
+ * on an SSH server), or `memory://name` (in-memory, for tests).
  *
- * @throws ConfigError for an empty URL, an unknown scheme, a kind that is not
- *   available yet (`s3://`, `sftp://`, `b2://`), or a URL its kind rejects.
+ * @throws ConfigError for an empty URL, an unknown scheme, or a URL its kind rejects.
  * @throws NotFoundError when the location does not exist and `create` is not set.
  * @throws RemoteError when the location cannot be reached.
+ *
+ * Network kinds (NETWORK_KINDS) come wrapped in wrapRemote's stack (retries, timeouts, circuit breaker,
+ * limits, staged writer); other kinds only in the limits, and only when some are asked for.
  */
 export async function openRemote(url: string, options: OpenRemoteOptions = {}): Promise<Remote> {
   if (url === '') throw new ConfigError('empty remote URL')
@@ -141,7 +207,79 @@ export async function openRemote(url: string, options: OpenRemoteOptions = {}): 
   }
   if (load === null) throw new ConfigError(`remote kind '${kind}' is not available yet`)
   const open = await load()
-  return open(url, options)
+  const remote = await open(url, options)
+  try {
+    return await wrapForKind(remote, kind, url, options)
+  } catch (err) {
+    await remote.close()
+    throw err
+  }
+}
+
+/** Settings every kind may carry that are read here, for the wrappers (see OpenRemoteOptions). */
+export const WRAPPER_SETTINGS = ['limit_upload', 'limit_download', 'retries', 'timeout'] as const
+
+/**
+ * Wraps a just-opened remote of `kind` as openRemote does: a network kind gets the whole stack of
+ * wrapRemote (settings from `options.settings` and the URL's query), any other kind only the bandwidth and
+ * connection limits, and only when some are asked for (`options.limits`, `limit_upload`/`limit_download`
+ * settings). Exported for tests. On a ConfigError `remote` is left open.
+ *
+ * @throws ConfigError for an invalid `limit_upload`, `limit_download`, `retries` or `timeout` setting.
+ */
+export async function wrapForKind(remote: Remote, kind: string, url: string, options: OpenRemoteOptions): Promise<Remote> {
+  const network = NETWORK_KINDS.has(kind)
+  // Network URLs may carry settings as query parameters; a local path's '?' is part of the path.
+  const settings = network ? mergeSettings(url, options.settings) : { ...options.settings }
+  const limit = (key: string, given: number | undefined): number | undefined => {
+    if (given !== undefined) return given
+    const v = settings[key]
+    if (v === undefined || v === '' || typeof v === 'boolean') {
+      if (typeof v === 'boolean') throw new ConfigError(`remote setting ${key}: expected a rate like 20MiB/s, got ${v}`)
+      return undefined
+    }
+    try {
+      return parseByteRate(v)
+    } catch (err) {
+      throw new ConfigError(`remote setting ${key}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+  const uploadBytesPerSecond = limit('limit_upload', options.limits?.uploadBytesPerSecond)
+  const downloadBytesPerSecond = limit('limit_download', options.limits?.downloadBytesPerSecond)
+  const connections = options.limits?.connections
+  if (connections !== undefined && !(Number.isInteger(connections) && connections >= 1)) throw new ConfigError(`connections must be a whole number of at least 1, got ${connections}`)
+  const limited = uploadBytesPerSecond !== undefined || downloadBytesPerSecond !== undefined || connections !== undefined
+  if (!network) {
+    if (!limited) return remote
+    return wrapRemote(remote, { retry: false, timeouts: false, breaker: false, connections: connections ?? false, uploadBytesPerSecond, downloadBytesPerSecond, clock: options.clock })
+  }
+  const retries = settingNumber(settings, 'retries', Number.NaN)
+  if (!Number.isNaN(retries) && !(Number.isInteger(retries) && retries >= 0)) throw new ConfigError(`remote setting retries: expected a whole number of at least 0, got ${JSON.stringify(settings.retries)}`)
+  const timeoutMs = settingSeconds(settings, 'timeout')
+  const wrap: WrapOptions = {
+    retry: { ...(Number.isNaN(retries) ? {} : { maxAttempts: retries + 1 }), ...options.retry, onRetry: options.onRetry },
+    timeouts: { ...(timeoutMs === undefined ? {} : { callMs: timeoutMs, transferMs: timeoutMs }), ...options.timeouts },
+    breaker: { ...options.breaker, onStateChange: options.onCircuitChange },
+    connections: connections ?? remote.properties.maxConnections,
+    uploadBytesPerSecond,
+    downloadBytesPerSecond,
+    stagingDir: options.stagingDir,
+    clock: options.clock,
+  }
+  if (options.stagingDir !== undefined && StagingRemote.stages(remote)) await cleanStaging(options.stagingDir, STALE_STAGING_MS, Date.now())
+  return wrapRemote(remote, wrap)
+}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 }
+
+/** A duration setting in milliseconds: seconds as a number (`30`), or with a unit (`500ms`, `30s`, `2m`, `1h`); undefined when absent. @throws ConfigError otherwise. */
+function settingSeconds(settings: RemoteSettings, key: string): number | undefined {
+  const v = settings[key]
+  if (v === undefined || v === '') return undefined
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$/.exec(String(v))
+  const ms = m ? Number(m[1]) * DURATION_UNITS[m[2] ?? 's'] : Number.NaN
+  if (typeof v === 'boolean' || !(ms > 0)) throw new ConfigError(`remote setting ${key}: expected a duration like 30 (seconds), 30s, 2m or 500ms, got ${JSON.stringify(v)}`)
+  return ms
 }
 
 /** Query parameters whose values are secrets in the URL conventions of the planned kinds. */

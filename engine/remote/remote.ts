@@ -44,6 +44,11 @@ export interface RemoteProperties {
   location: string
   /** A sensible number of parallel requests for this remote. */
   maxConnections: number
+  /**
+   * For kinds without `protection`: what they can say about immutability, for freezes and `inspect`
+   * (e.g. SFTP: "the SFTP server cannot enforce immutability..."). Absent: a generic note is used.
+   */
+  immutabilityNote?: string
 }
 
 /**

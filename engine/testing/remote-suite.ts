@@ -7,6 +7,8 @@
  * Only for tests: imports tap's types, never tap itself, so it type-checks
  * with the engine but is not part of the engine's public API.
  */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Test } from 'tap'
 import { ExistsError, NotFoundError } from '../errors.js'
 import type { ByteRange, ObjectInfo, Remote } from '../remote/remote.js'
@@ -291,6 +293,37 @@ export async function runRemoteSuite(t: Test, makeRemote: MakeRemote): Promise<v
       await rejectsWith(t, remote.delete(name), TypeError, `delete ${label}`)
     }
     t.same(await names(remote, ''), [], 'nothing was written')
+  })
+
+  await t.test('putFile stores a local file', async (t) => {
+    const remote = await open(t, makeRemote)
+    if (remote.putFile === undefined) {
+      t.pass('this kind has no putFile (callers use createWriter or BufferedObjectWriter)')
+      return
+    }
+    const dir = t.testdir()
+    const cases = [
+      { name: 'data/f0/empty', data: Buffer.alloc(0) },
+      { name: 'data/f1/small', data: bytes(1000, 70) },
+      { name: 'data/f2/large', data: bytes(6 * MiB + 123, 71) },
+    ]
+    for (const [i, c] of cases.entries()) {
+      const file = join(dir, `file${i}`)
+      writeFileSync(file, c.data)
+      await remote.putFile(c.name, file)
+      t.ok((await remote.get(c.name)).equals(c.data), `${c.name}: same bytes (${c.data.length})`)
+      t.equal((await remote.stat(c.name)).size, c.data.length, `${c.name}: stat size`)
+      t.ok(readFileSync(file).equals(c.data), `${c.name}: the local file is unchanged`)
+    }
+    const file = join(dir, 'config')
+    writeFileSync(file, bytes(200, 72))
+    await remote.putFile('config', file, { exclusive: true })
+    t.ok((await remote.get('config')).equals(bytes(200, 72)), 'exclusive putFile of a new name')
+    writeFileSync(file, bytes(200, 73))
+    await rejectsWith(t, remote.putFile('config', file, { exclusive: true }), ExistsError, 'exclusive putFile of an existing name')
+    t.ok((await remote.get('config')).equals(bytes(200, 72)), 'the original is unchanged')
+    await rejectsWith(t, remote.putFile('../x', file), TypeError, 'invalid name')
+    t.same(await names(remote, ''), ['config', ...cases.map((c) => c.name)].sort(), 'exactly these objects')
   })
 
   await t.test('objects written in pieces (createObjectWriter)', async (t) => {

@@ -8,3 +8,4 @@ export { SnapshotView, FREEZES_FOLDER, LATEST_FOLDER, folderTime, safeFolderName
 export { VfsFile } from './vfs-file.js'
 export { ChunkCache, type ChunkCacheOptions } from './chunk-cache.js'
 export { TreeCache } from './tree-cache.js'
+export { JobsView, type BrowseView, type JobFolder } from './jobs-view.js'

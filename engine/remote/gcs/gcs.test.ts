@@ -16,6 +16,7 @@ import { runRemoteSuite } from '../../testing/remote-suite.js'
 import { writeTree } from '../../testing/test-repo.js'
 import { StagedObjectWriter } from '../staged-writer.js'
 import { openRemote } from '../registry.js'
+import { RetryingRemote } from '../wrappers/retrying.js'
 import type { KindContext } from '../registry.js'
 import type { ObjectInfo, Remote } from '../remote.js'
 import { GcsRemote, parseConfig, type GcsConfig } from './index.js'
@@ -175,7 +176,7 @@ t.test('openRemote opens gs:// URLs with settings and env', async (t) => {
   const emulator = await startGcsEmulator(t)
   const remote = await openRemote(`gs://${BUCKET}/via-registry`, { settings: { endpoint: emulator.endpoint, storage_class: 'COLDLINE' }, env: {} })
   t.teardown(() => remote.close())
-  t.ok(remote instanceof GcsRemote, 'a GcsRemote')
+  t.ok(remote instanceof RetryingRemote, 'a GcsRemote in the wrapper stack (network kinds are wrapped)')
   t.equal(remote.properties.location, `gs://${BUCKET}/via-registry`)
   t.equal(remote.archive?.dataClass, 'COLDLINE', 'settings reach the kind')
   await remote.put('data/ab/x', Buffer.from('x'))
