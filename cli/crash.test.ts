@@ -70,8 +70,7 @@ const OPS: Op[] = [
   { name: 'snapshot', args: (repo) => ['snapshot', proj, '--repo', repo, '--json'] },
   { name: 'freeze', args: (repo) => ['freeze', proj, repo, '--milestone', 'crash test', '--no-gitignore', '--no-include-git-metadata', '--json'] },
 ]
-// TODO(prune branch): add `forget` and `prune` here once they land; their kill points need the packs they
-// delete and the index objects they rewrite as named points (see RELIABILITY.md, "Crash consistency").
+// `forget --prune` has its own template and checks (below).
 
 /** A fresh copy of the template: repository, cache and home. */
 function copyTemplate(dir: string): { repo: string; env: NodeJS.ProcessEnv; hook: (log: string, kill?: HookSpec['kill']) => HookSpec } {
@@ -89,16 +88,21 @@ interface Baseline { ms: number; log: HookLog; kinds: Map<string, number> }
 /** A point to kill an operation at: an event of its progress, or a time after the preload ran. */
 interface Point { label: string; kill: NonNullable<HookSpec['kill']> }
 
-function pointsFor(base: Baseline, seed: number): Point[] {
-  const rand = seededRandom(seed)
+/** Named points of a backup (snapshot, freeze): the first two are the short variant's. */
+function backupPoints(base: Baseline): Point[] {
   const count = (key: string): number => base.kinds.get(key) ?? 0
   const half = Math.ceil(count('rename data') / 2)
-  const named: Point[] = [
+  return [
     { label: `after data pack ${half} of ${count('rename data')} landed`, kill: { op: 'rename', kind: 'data', nth: half, when: 'after' } },
     { label: 'just before the snapshot object is renamed into place', kill: { op: 'rename', kind: 'snapshots', nth: 1, when: 'before' } },
     { label: 'the last index object written and synced, not yet renamed', kill: { op: 'fsync', kind: 'index:tmp', nth: count('fsync index:tmp'), when: 'after' } },
     { label: 'snapshot object written, before the audit entry', kill: { op: 'create', kind: 'audit:tmp', nth: 1, when: 'before' } },
   ]
+}
+
+/** The named points (the first two in the short variant), then in the long one 38 seeded events and 10 times. */
+function pointsFor(base: Baseline, seed: number, named: Point[]): Point[] {
+  const rand = seededRandom(seed)
   const timed = (n: number): Point[] => Array.from({ length: n }, (_, i) => {
     const afterMs = Math.round(((i + rand()) / n) * base.ms)
     return { label: `${afterMs} ms into the run (of ${Math.round(base.ms)} ms)`, kill: { afterMs } }
@@ -171,7 +175,7 @@ for (const [opIndex, op] of OPS.entries()) {
     t.ok(log.finished && (kinds.get('rename data') ?? 0) >= 6, `the run writes many packs (${kinds.get('rename data')} data packs, ${log.events.length} events, ${log.repoBytes} bytes)`)
     t.comment(`uninterrupted ${op.name}: ${Math.round(br.ms)} ms (${log.elapsedMs} ms after start-up), ${log.events.length} file-system events, ${log.repoBytes} bytes written to the repository`)
 
-    const points = pointsFor(base, 8080 + opIndex)
+    const points = pointsFor(base, 8080 + opIndex, backupPoints(base))
     for (const [i, p] of points.entries()) {
       await t.test(`kill ${i + 1}/${points.length}: ${p.label}`, async (t) => {
         const dir = join(box, `${op.name}-${i}`)
@@ -226,6 +230,95 @@ for (const [opIndex, op] of OPS.entries()) {
     }
   })
 }
+
+/**
+ * `forget --keep-last 1 --prune` (safety delay 0: mark, then sweep in a second pass; every partly needed pack
+ * repacked): three snapshots whose data shares packs, two of them forgotten. Killed at seeded points of its
+ * progress (after the snapshot objects are removed, with the plan written, mid-sweep, around the index rewrite)
+ * and by time; after each kill the repository verifies, every snapshot still listed restores byte-identical,
+ * the audit trail holds nothing the interrupted run does not explain, and the same command run again
+ * completes, leaving the repository no larger than an uninterrupted run does.
+ */
+t.test('forget --prune: SIGKILL at seeded points', async (t) => {
+  const gproj = join(box, 'gc-src', 'proj')
+  const copies: string[] = []
+  const gtemplate = join(box, 'gc-template')
+  const gtr = await makeTestRepo(gtemplate, { password: PASSWORD })
+  await gtr.repo.close()
+  const genv = cliEnv(gtemplate, PASSWORD)
+  const ids: string[] = []
+  for (let v = 0; v < 3; v++) {
+    // Many small files per version, read one after another into the same packs: forgetting a version leaves
+    // packs partly needed, which prune repacks.
+    for (let i = 0; i < 40; i++) writeTree(gproj, { [`v${v}/f${i}.bin`]: randomData(`gc${v}-${i}`, 30 * KB + i * 101) })
+    // Half of the version before is dropped: the newest snapshot needs half of each older pack.
+    if (v > 0) for (let i = 0; i < 40; i += 2) rmSync(join(gproj, `v${v - 1}`, `f${i}.bin`))
+    writeTree(gproj, { 'shared.txt': textData(`shared${v}`, 40 * KB) })
+    const r = await runCli(['snapshot', gproj, '--repo', join(gtemplate, 'repo'), '--json'], { env: genv })
+    ids.push(JSON.parse(r.stdout).id)
+    const copy = join(box, `gc-v${v}`, 'proj')
+    cpSync(gproj, copy, { recursive: true })
+    copies.push(copy)
+  }
+  const sourceOf = new Map(ids.map((id, i) => [id, copies[i]]))
+  const args = (repo: string): string[] => ['forget', '--keep-last', '1', '--prune', '--safety-delay', '0', '--repack-threshold', '0%', '--yes', '--repo', repo, '--json']
+  const copy = (dir: string): { repo: string; env: NodeJS.ProcessEnv; hook: (log: string, kill?: HookSpec['kill']) => HookSpec } => {
+    cpSync(gtemplate, dir, { recursive: true })
+    const repo = join(dir, 'repo')
+    return { repo, env: cliEnv(dir, PASSWORD), hook: (log, kill) => ({ roots: [{ path: repo }, { path: join(dir, 'cache'), kind: 'cache' }], log, kill }) }
+  }
+  const size = (repo: string): number => [...repoObjects(repo).values()].reduce((n, x) => n + x, 0)
+
+  const bdir = join(box, 'gc-baseline')
+  const b = copy(bdir)
+  const blog = join(bdir, 'events.log')
+  exits(t, await runCli(args(b.repo), { env: b.env, hook: b.hook(blog) }), 0, 'uninterrupted forget --prune')
+  const log = readHookLog(blog)
+  const kinds = new Map<string, number>()
+  for (const e of log.events) kinds.set(`${e.op} ${e.kind}`, (kinds.get(`${e.op} ${e.kind}`) ?? 0) + 1)
+  const finalSize = size(b.repo)
+  t.ok((kinds.get('unlink data') ?? 0) > 0 && (kinds.get('rename data') ?? 0) + (kinds.get('rename meta') ?? 0) > 0, `it deletes packs and repacks (${kinds.get('unlink data')} data packs deleted, ${log.events.length} events); ${size(join(gtemplate, 'repo'))} → ${finalSize} bytes`)
+  const base: Baseline = { ms: log.elapsedMs, log, kinds }
+  const named: Point[] = [
+    { label: 'with the prune plan written', kill: { op: 'rename', kind: 'prune', nth: 1, when: 'after' } },
+    { label: 'after the first pack the sweep deletes', kill: { op: 'unlink', kind: 'data', nth: 1, when: 'after' } },
+    { label: 'the forgotten snapshots half removed', kill: { op: 'unlink', kind: 'snapshots', nth: 1, when: 'after' } },
+    { label: 'before the rewritten index is renamed into place', kill: { op: 'rename', kind: 'index', nth: 1, when: 'before' } },
+  ]
+  const points = pointsFor(base, 9090, named)
+  for (const [i, p] of points.entries()) {
+    await t.test(`kill ${i + 1}/${points.length}: ${p.label}`, async (t) => {
+      const dir = join(box, `gc-${i}`)
+      const c = copy(dir)
+      const klog = join(dir, 'kill.log')
+      const killed = await runCli(args(c.repo), { env: c.env, hook: c.hook(klog, p.kill) })
+      totals.points++
+      const kl = readHookLog(klog)
+      if (killed.signal === 'SIGKILL') {
+        totals.killed++
+        t.comment(`killed ${kl.killedAt ? `at event ${kl.killedAt.n} (${kl.killedAt.op} ${kl.killedAt.kind})` : `after ${kl.events.length} events`}`)
+      } else {
+        exits(t, killed, 0, 'the run ended before its kill point')
+        totals.finishedAnyway++
+      }
+      await verifiesClean(t, c.repo, c.env, 'after the kill')
+      const listed = ((jsonOf(t, await runCli(['snapshots', '--repo', c.repo, '--json'], { env: c.env }), 'snapshots') ?? []) as { id: string }[]).map((x) => x.id)
+      t.ok(listed.includes(ids[2]), 'the kept snapshot is listed')
+      for (const id of listed) await restoresIdentical(t, c.repo, c.env, id, sourceOf.get(id)!, join(dir, `out-${id.slice(0, 8)}`))
+      const a = jsonOf(t, await runCli(['audit', '--verify', '--repo', c.repo, '--json'], { env: c.env }), 'audit --verify')
+      t.same(((a?.verify?.findings ?? []) as { severity: string }[]).filter((f) => f.severity === 'error'), [], 'audit --verify: no errors')
+      const next = await runCli(args(c.repo), { env: c.env })
+      exits(t, next, 0, 'the same command again')
+      await verifiesClean(t, c.repo, c.env, 'after the next run')
+      const after = ((jsonOf(t, await runCli(['snapshots', '--repo', c.repo, '--json'], { env: c.env }), 'snapshots') ?? []) as { id: string }[]).map((x) => x.id)
+      t.same(after, [ids[2]], 'only the kept snapshot is left')
+      await restoresIdentical(t, c.repo, c.env, ids[2], copies[2], join(dir, 'out-after'))
+      const left = size(c.repo)
+      t.ok(left <= finalSize * 1.05 + 64 * KB, `the repository ends at ${left} bytes (an uninterrupted run: ${finalSize})`)
+      rmSync(dir, { recursive: true, force: true })
+    })
+  }
+})
 
 /** The newest complete object of a kind (by modification time, then name). */
 function newest(repo: string, prefix: string): string | null {
