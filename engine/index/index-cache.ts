@@ -265,6 +265,11 @@ export class IndexCache {
     }
   }
 
+  /** True for a pack `excludeStored` took out of deduplication (a prune plans to delete it). */
+  isExcludedPack(packId: string): boolean {
+    return this.excludedPacks.has(packId)
+  }
+
   /** True when blob `id` is stored (from the in-memory id set: no page of the map is read). */
   hasBlob(id: string): boolean {
     return this.ids.hasHex(id)

@@ -266,7 +266,8 @@ export class Repository {
     for (const kind of ['data', 'meta'] as const) {
       for await (const o of this.remote.list(`${kind}/`)) {
         const m = PACK_NAME.exec(o.name)
-        if (m && m[1] === kind && !this.cache.hasPack(m[2])) unknown.push({ kind, id: m[2], size: o.size })
+        // Not a pack a prune plans to delete (see IndexCache.excludeStored): a snapshot must not come to need it.
+        if (m && m[1] === kind && !this.cache.hasPack(m[2]) && !this.cache.isExcludedPack(m[2])) unknown.push({ kind, id: m[2], size: o.size })
       }
     }
     const adopted: IndexedPack[] = []
