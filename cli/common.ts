@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { resolveLocation } from './config-file.js'
 import {
   EngineError, ExistsError, KeyError, NotFoundError, PasswordError, SourceError, UsageError, ConfigError, FormatError,
-  closeRepository, openRepository, parseByteRate, type Repository, type OpenRemoteOptions, type RetryEvent, type CircuitEvent,
+  closeRepository, displayName, openRepository, parseByteRate, type Repository, type OpenRemoteOptions, type RetryEvent, type CircuitEvent,
 } from '../engine/index.js'
 
 export const VERSION = '0.1.0'
@@ -254,12 +254,30 @@ export class LineWriter {
   }
 }
 
+/**
+ * Control characters (C0 but tab and newline, DEL, C1) as `\xNN`: names and messages that reach a terminal
+ * cannot move the cursor, rewrite earlier lines or send escape sequences to it (a file named
+ * "\x1b]0;…\x07" would otherwise set the terminal's title, or worse).
+ */
+function sanitize(text: string): string {
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+}
+
+/**
+ * A path or name for a line of text output: raw bytes that are not UTF-8 as `\xNN`, and every control
+ * character (newlines included, so one entry stays one line) as `\xNN`. JSON output keeps names exact instead.
+ */
+export function printable(name: Buffer | string): string {
+  const s = typeof name === 'string' ? name : displayName(name)
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+}
+
 export function out(line = ''): void {
-  process.stdout.write(line + '\n')
+  process.stdout.write(sanitize(line) + '\n')
 }
 
 export function err(line: string): void {
-  process.stderr.write(line + '\n')
+  process.stderr.write(sanitize(line) + '\n')
 }
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
@@ -316,6 +334,7 @@ export class Progress {
     }
     this.last = now
     this.pending = null
+    text = sanitize(text)
     if (this.tty) {
       const cols = process.stderr.columns || 100
       process.stderr.write(`\r\x1b[K${text.length > cols - 1 ? text.slice(0, cols - 2) + '…' : text}`)

@@ -7,7 +7,7 @@
 import { createInterface, type Interface } from 'node:readline/promises'
 import { join } from 'node:path'
 import { SnapshotView, restore, type Repository, type RestoreResult, type VfsEntry } from '../engine/index.js'
-import { CliError, EXIT, Progress, formatBytes, type GlobalArgs } from './common.js'
+import { CliError, EXIT, Progress, formatBytes, printable, type GlobalArgs } from './common.js'
 
 /** What was picked and restored. */
 export interface InteractiveResult {
@@ -16,7 +16,7 @@ export interface InteractiveResult {
   result: RestoreResult
 }
 
-const show = (b: Buffer): string => b.toString('utf8')
+const show = (b: Buffer): string => printable(b)
 const SLASH = Buffer.from('/')
 
 /**

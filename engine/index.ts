@@ -16,7 +16,7 @@ export { DEFAULT_KDF, TEST_KDF, type KdfParams } from './crypto/index.js'
 export { openRemote, describeRemoteUrl, LocalRemote, MemoryRemote, type Remote } from './remote/index.js'
 export { Repository, DEFAULT_PACK_BYTES, FORMAT_VERSION, type InitOptions, type RepoConfig } from './repo/index.js'
 export { openRepository, initRepository, closeRepository, type OpenRepositoryOptions } from './open.js'
-export { listSnapshots, findSnapshot, loadSnapshot, type Snapshot, type SnapshotDoc, type SnapshotStats } from './snapshot/index.js'
+export { listSnapshots, findSnapshot, loadSnapshot, type Snapshot, type SnapshotDoc, type SnapshotStats, type SnapshotRepair, type SnapshotRepairExclusion } from './snapshot/index.js'
 export { TreeReader, diffTrees, displayName, splitPath, type TreeNode, type NodeType, type DiffEntry } from './tree/index.js'
 export { ExcludeMatcher } from './filter/index.js'
 export { backup, type BackupOptions, type BackupResult, type BackupWarning, type BackupProgress } from './backup/index.js'
@@ -27,7 +27,10 @@ export {
   type ClassPrice, type PriceTable, type PriceTier, type ProviderPrice, type TierPrice, type RetrievalOption,
 } from './cost/index.js'
 export { SCHEDULE_PRESETS, missedRuns, nextRun, parseSchedule, previousRun, type Schedule } from './schedule/index.js'
-export { verify, repairIndex, type VerifyOptions, type VerifyReport, type Finding, type FindingKind, type RepairIndexResult } from './verify/index.js'
+export {
+  verify, repairIndex, repairSnapshots, REPAIRED_TAG, type VerifyOptions, type VerifyReport, type Finding, type FindingKind, type RepairIndexResult,
+  type RepairSnapshotsOptions, type RepairSnapshotsResult, type SnapshotRepairReport,
+} from './verify/index.js'
 export {
   SnapshotView, JobsView, VfsFile, ChunkCache, FREEZES_FOLDER, LATEST_FOLDER,
   type VfsEntry, type SnapshotViewOptions, type ChunkCacheOptions, type BrowseView, type JobFolder,

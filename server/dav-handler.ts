@@ -89,6 +89,8 @@ function sendText(res: ServerResponse, status: number, text: string, headers: Re
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
+  // Announced as too large: refused before a byte of it is read.
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) throw new HttpError(413, 'request body too large')
   const parts: Buffer[] = []
   let n = 0
   for await (const c of req as AsyncIterable<Buffer>) {
@@ -329,24 +331,39 @@ export function createDavHandler(o: DavHandlerOptions): (req: IncomingMessage, r
     res.end(tail)
   }
 
+  function fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const status = err instanceof HttpError ? err.status : statusOf(err)
+    const message = err instanceof Error ? err.message : String(err)
+    // The socket is detached from the request once the response is done (or the connection is gone).
+    const clientGone = res.destroyed || !req.socket || req.socket.destroyed
+    if (status >= 500 && !clientGone) log(`${req.method} ${req.url}: ${status} ${message}`)
+    if (res.headersSent || clientGone) {
+      // Mid-stream: the status cannot change; cut the connection so the client sees a truncated transfer.
+      res.destroy(err instanceof Error ? err : undefined)
+      return
+    }
+    if (status === 404 && (req.method ?? '').toUpperCase() === 'PROPFIND') {
+      req.resume()
+      sendText(res, 404, 'not found')
+      return
+    }
+    const hint = err instanceof ArchivedError ? ' (this file\'s data is in archive storage: retrieve it with coldstore restore <snap>:<path> --target DIR --request-retrieval, then restore or browse it once the retrieval is done)' : ''
+    // A body too large is not read to its end: close the connection rather than parse the rest as a request.
+    if (status === 413) sendText(res, status, message, { Connection: 'close' })
+    else {
+      req.resume()
+      sendText(res, status, status === 500 && !(err instanceof IntegrityError) ? 'internal error' : message + hint)
+    }
+  }
+
   return (req, res) => {
     handle(req, res).catch((err: unknown) => {
-      const status = err instanceof HttpError ? err.status : statusOf(err)
-      const message = err instanceof Error ? err.message : String(err)
-      const clientGone = res.destroyed || req.socket.destroyed
-      if (status >= 500 && !clientGone) log(`${req.method} ${req.url}: ${status} ${message}`)
-      if (res.headersSent) {
-        // Mid-stream: the status cannot change; cut the connection so the client sees a truncated transfer.
-        res.destroy(err instanceof Error ? err : undefined)
-        return
+      // Nothing a client sends may take the server down: a failure while answering a failure cuts the connection.
+      try {
+        fail(req, res, err)
+      } catch {
+        res.destroy()
       }
-      req.resume()
-      if (status === 404 && (req.method ?? '').toUpperCase() === 'PROPFIND') {
-        sendText(res, 404, 'not found')
-        return
-      }
-      const hint = err instanceof ArchivedError ? ' (this file\'s data is in archive storage: retrieve it with coldstore restore <snap>:<path> --target DIR --request-retrieval, then restore or browse it once the retrieval is done)' : ''
-      sendText(res, status, status === 500 && !(err instanceof IntegrityError) ? 'internal error' : message + hint)
     })
   }
 }

@@ -24,7 +24,26 @@ export interface StartServerOptions {
   unauthorized?: DavHandlerOptions['unauthorized']
   browseRoot?: string
   home?: DavHandlerOptions['home']
+  /** Limits against clients that hold connections without using them (defaults in DEFAULT_LIMITS). */
+  limits?: Partial<ServerLimits>
 }
+
+/** How long and how many connections a client may hold. */
+export interface ServerLimits {
+  /** A request's headers must be complete this long after it started (slowloris: headers sent byte by byte). */
+  headersTimeoutMs: number
+  /** A connection with no traffic either way for this long is closed (a client that stops reading a download). */
+  idleTimeoutMs: number
+  /** Connections open at once, in all; and from one address (beyond it, new ones from that address are refused). */
+  maxConnections: number
+  maxConnectionsPerAddress: number
+}
+
+/**
+ * 20 s for headers (Node's default is 60 s, checked only every 30 s); 2 minutes of silence; 1024
+ * connections, 256 from one address (a file manager opens a handful; the load test 64).
+ */
+export const DEFAULT_LIMITS: ServerLimits = { headersTimeoutMs: 20_000, idleTimeoutMs: 120_000, maxConnections: 1024, maxConnectionsPerAddress: 256 }
 
 /** A listening server. */
 export interface RunningServer {
@@ -50,21 +69,50 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   const handler = createDavHandler({
     view: o.view, auth: o.auth, title: o.title, log: o.log, routes: o.routes, publicRoutes: o.publicRoutes, unauthorized: o.unauthorized, browseRoot: o.browseRoot, home: o.home,
   })
+  const limits: ServerLimits = { ...DEFAULT_LIMITS, ...o.limits }
+  // Node checks the headers timeout only every `connectionsCheckingInterval` (30 s by default): a slow client
+  // could hold its connection twice as long as the timeout says.
+  const http = { headersTimeout: limits.headersTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headersTimeoutMs / 4)) }
   const server: Server = o.tls
-    ? (createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handler) as unknown as Server)
-    : createHttpServer(handler)
+    ? (createHttpsServer({ cert: o.tls.cert, key: o.tls.key, handshakeTimeout: limits.headersTimeoutMs, ...http }, handler) as unknown as Server)
+    : createHttpServer(http, handler)
+  // Node's headers timeout starts with a request's first byte: a connection that never sends one would stay
+  // open until the idle timeout (minutes). It gets the headers timeout for its first byte too.
+  const firstByte = (sock: Socket): void => {
+    const timer = setTimeout(() => sock.destroy(), limits.headersTimeoutMs)
+    timer.unref()
+    sock.once('data', () => clearTimeout(timer))
+    sock.once('close', () => clearTimeout(timer))
+  }
+  if (o.tls) server.on('secureConnection', firstByte)
   // Refuse uploads before the client sends the body (no "100 Continue" for write methods).
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     if (!WRITE_METHODS.has((req.method ?? '').toUpperCase()) || (o.routes && /^\/(api|-)\//.test(req.url ?? ''))) res.writeContinue()
     handler(req, res)
   })
   server.keepAliveTimeout = 30_000
-  server.headersTimeout = 30_000
-  server.requestTimeout = 0 // long downloads
+  server.headersTimeout = limits.headersTimeoutMs
+  server.requestTimeout = 0 // long downloads: bounded by the idle timeout instead (no traffic for that long)
+  server.timeout = limits.idleTimeoutMs
+  server.maxConnections = limits.maxConnections
   const sockets = new Set<Socket>()
+  const perAddress = new Map<string, number>()
   server.on('connection', (s: Socket) => {
+    const from = s.remoteAddress ?? ''
+    const n = (perAddress.get(from) ?? 0) + 1
+    if (n > limits.maxConnectionsPerAddress) {
+      s.destroy()
+      return
+    }
+    perAddress.set(from, n)
     sockets.add(s)
-    s.on('close', () => sockets.delete(s))
+    if (!o.tls) firstByte(s)
+    s.on('close', () => {
+      sockets.delete(s)
+      const left = (perAddress.get(from) ?? 1) - 1
+      if (left > 0) perAddress.set(from, left)
+      else perAddress.delete(from)
+    })
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { TreeReader, diffTrees, findSnapshot } from '../../engine/index.js'
-import { out, printJson, withRepo, type GlobalArgs } from '../common.js'
+import { out, printJson, printable, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   a: string
@@ -24,7 +24,7 @@ export const diffCommand: CommandModule<GlobalArgs, Args> = {
       printJson({ a: changes.x.id, b: changes.y.id, changes: changes.list, counts })
       return
     }
-    for (const c of changes.list) out(`${MARK[c.change]}  ${c.path}${c.type === 'dir' ? '/' : ''}`)
+    for (const c of changes.list) out(`${MARK[c.change]}  ${printable(c.path)}${c.type === 'dir' ? '/' : ''}`)
     out(`${counts.added} added, ${counts.removed} removed, ${counts.modified} modified, ${counts.metadata} metadata only, ${counts.type} changed type`)
   },
 }

@@ -8,7 +8,7 @@ import {
   describeRemoteUrl, exportSnapshot, findComplianceTemplate, findSnapshot, freeze, gitToplevel, initRepository, isPackageName, openRemote, openRepository,
   type OpenRemoteOptions, type Remote, type BackupWarning, type ExportResult, type GithubReleaseResult, type PackageReport, type Snapshot, type ComplianceTemplate, type FreezeEvent, type FreezeResult, type Repository,
 } from '../../engine/index.js'
-import { CliError, EXIT, PROGRAM, Progress, cacheDir, err, formatBytes, out, password, printJson, remoteOptions, who, type GlobalArgs } from '../common.js'
+import { CliError, EXIT, PROGRAM, Progress, cacheDir, err, formatBytes, out, password, printJson, printable, remoteOptions, who, type GlobalArgs } from '../common.js'
 import { resolveLocation } from '../config-file.js'
 import { loadComplianceTemplates, loadFreezeDefaults } from '../freeze-config.js'
 import { Operations, type RunningOperation } from '../operations.js'
@@ -208,7 +208,8 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
       try {
         if (created === 'created' && !a.quiet) err(`created encrypted repository at ${describeRemoteUrl(url)}`)
         if (op && op.record.attempts > 1) {
-          // Resuming: packs the interrupted run stored but did not live to record are taken up, not stored again.
+          // Resuming: packs the interrupted run stored but did not live to record are taken up, not stored again
+          // (a cache that saw the interrupted run does it in the backup itself; this also covers another cache).
           const adopted = await adoptUnindexedPacks(dest.repo)
           if (adopted.packs && !a.quiet) err(`resume: reusing ${adopted.packs} packs (${formatBytes(adopted.bytes)}) the interrupted run stored but had not recorded`)
         }
@@ -230,9 +231,10 @@ export const freezeCommand: CommandModule<GlobalArgs, Args> = {
           },
           onWarning: (w: BackupWarning) => {
             progress.done()
-            if (!a.quiet) err(`warning: ${w.path}: ${w.message}`)
+            if (!a.quiet) err(`warning: ${printable(w.path)}: ${w.message}`)
           },
         })
+        if (result.adopted.packs && !a.quiet) err(`reused ${result.adopted.packs} packs (${formatBytes(result.adopted.bytes)}) an interrupted run had stored but not recorded`)
         if (!dryRun) {
           const st = result.snapshot.stats
           await audit.record(dest.repo, {

@@ -51,6 +51,7 @@ export const inspectCommand: CommandModule<GlobalArgs, Args> = {
           ? { event, source, selection, compliance: compliance ?? null, immutability: im, git: git ?? null, environment: environment ?? null, verification, generated: generated ?? null }
           : {}),
         ...(Object.keys(rest).length ? { meta: rest } : {}),
+        ...(s.repaired ? { repaired: s.repaired } : {}),
       }
     })
     if (a.json) printJson(doc)

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { TreeReader, displayName, findSnapshot, splitPath, type TreeNode } from '../../engine/index.js'
-import { LineWriter, formatBytes, parseSnapRef, withRepo, type GlobalArgs } from '../common.js'
+import { LineWriter, formatBytes, parseSnapRef, printable, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   ref: string
@@ -58,7 +58,8 @@ export const lsCommand: CommandModule<GlobalArgs, Args> = {
         await w.line((count++ === 0 ? '[' : ',') + JSON.stringify(nodeJson(p, n)))
         return
       }
-      const name = displayName(p) + (n.type === 'dir' ? '/' : '') + (n.type === 'symlink' && n.target ? ` -> ${displayName(n.target)}` : '')
+      // One entry per line, whatever the name holds (control characters, newlines, bytes that are not UTF-8).
+      const name = printable(p) + (n.type === 'dir' ? '/' : '') + (n.type === 'symlink' && n.target ? ` -> ${printable(n.target)}` : '')
       if (a.long) {
         const time = new Date(Number(n.mtimeNs / 1000000n)).toISOString().replace('T', ' ').slice(0, 19)
         await w.line(`${modeString(n)} ${String(n.uid).padStart(5)} ${String(n.gid).padStart(5)} ${(n.size !== undefined ? formatBytes(n.size) : '').padStart(10)}  ${time}  ${name}`)

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { findSnapshot, planRestore, restore, type RestoreResult } from '../../engine/index.js'
 import { prepareAudit } from '../audit-hook.js'
-import { CliError, EXIT, Progress, err, formatBytes, out, parseSnapRef, printJson, withRepo, type GlobalArgs } from '../common.js'
+import { CliError, EXIT, Progress, err, formatBytes, out, parseSnapRef, printJson, printable, withRepo, type GlobalArgs } from '../common.js'
 import { interactiveRestore } from '../interactive.js'
 import { ensureReadable, retrievalOptionsSpec, type RetrievalArgs } from '../retrieval.js'
 
@@ -99,7 +99,7 @@ function report(a: Args, r: RestoreResult, seconds: number, nothing: boolean): v
     out(`restored ${r.files} files, ${r.dirs} dirs, ${r.others} other entries, ${formatBytes(r.bytes)} to ${a.target} in ${seconds.toFixed(2)} s`)
   }
   if (r.errors.length) {
-    if (!a.json) for (const e of r.errors) err(`error: ${e.path}: ${e.message}`)
+    if (!a.json) for (const e of r.errors) err(`error: ${printable(e.path)}: ${e.message}`)
     err(`${r.errors.length} entries could not be restored`)
     process.exitCode = EXIT.failure
   }

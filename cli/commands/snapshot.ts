@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { ExcludeMatcher, backup, type BackupWarning } from '../../engine/index.js'
 import { prepareAudit } from '../audit-hook.js'
-import { CliError, EXIT, PROGRAM, Progress, err, formatBytes, out, printJson, who, withRepo, type GlobalArgs } from '../common.js'
+import { CliError, EXIT, PROGRAM, Progress, err, formatBytes, out, printJson, printable, who, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   paths: string[]
@@ -56,12 +56,13 @@ export const snapshotCommand: CommandModule<GlobalArgs, Args> = {
           onProgress: a.quiet ? undefined : (p) => progress.counts(p),
           onWarning: (w: BackupWarning) => {
             progress.done()
-            if (!a.quiet) err(`warning: ${w.path}: ${w.message}`)
+            if (!a.quiet) err(`warning: ${printable(w.path)}: ${w.message}`)
           },
         })
       } finally {
         progress.done()
       }
+      if (result.adopted.packs && !a.quiet) err(`reused ${result.adopted.packs} packs (${formatBytes(result.adopted.bytes)}) an interrupted run had stored but not recorded`)
       if (!result.dryRun && result.id) {
         const st = result.snapshot.stats
         await audit.record(repo, { operation: 'snapshot', snapshotId: result.id, summary: { files: st.files, dirs: st.dirs, bytes: st.bytes, added_bytes: st.added_bytes, warnings: result.warnings.length } })

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { listSnapshots } from '../../engine/index.js'
-import { formatBytes, out, printJson, withRepo, type GlobalArgs } from '../common.js'
+import { err, formatBytes, out, printJson, withRepo, type GlobalArgs } from '../common.js'
 
 interface Args extends GlobalArgs {
   job?: string
@@ -13,7 +13,10 @@ export const snapshotsCommand: CommandModule<GlobalArgs, Args> = {
   builder: (y) =>
     y.option('job', { type: 'string', describe: 'only this job' }).option('host', { type: 'string', describe: 'only this host' }),
   handler: async (a) => {
-    const snaps = await withRepo(a, (repo) => listSnapshots(repo), { syncIndex: false }) // listing needs no index
+    // A damaged snapshot object must not hide the others: it is named on stderr (verify reports it as an error).
+    const damaged: string[] = []
+    const snaps = await withRepo(a, (repo) => listSnapshots(repo, (id) => damaged.push(id)), { syncIndex: false }) // listing needs no index
+    for (const id of damaged.sort()) err(`warning: snapshot object snapshots/${id} is damaged and cannot be read (coldstore verify reports it)`)
     const list = snaps.filter((s) => (a.job === undefined || s.job === a.job) && (a.host === undefined || s.host === a.host))
     if (a.json) {
       printJson(list.map((s) => ({ id: s.id, short_id: s.id.slice(0, 8), kind: s.kind, time: s.time, host: s.host, username: s.username, paths: s.paths, job: s.job, tags: s.tags, tree: s.tree, stats: s.stats })))

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs'
 import { existsSync, statSync } from 'node:fs'
 import { findSnapshot, isPackageName, planRestore, verify, verifyFreeze, verifyPackage, type FreezeVerification, type VerifyReport } from '../../engine/index.js'
 import { prepareAudit } from '../audit-hook.js'
-import { CliError, EXIT, Progress, formatBytes, out, printJson, withRepo, type GlobalArgs } from '../common.js'
+import { CliError, EXIT, Progress, formatBytes, out, printJson, printable, withRepo, type GlobalArgs } from '../common.js'
 import { ensureReadable, retrievalOptionsSpec, type RetrievalArgs } from '../retrieval.js'
 
 interface Args extends RetrievalArgs {
@@ -86,7 +86,7 @@ export const verifyCommand: CommandModule<GlobalArgs, Args> = {
     } else {
       for (const f of report.findings) {
         out(`${f.severity}: ${f.kind}: ${f.message}`)
-        for (const file of f.files ?? []) out(`    affects ${file}`)
+        for (const file of f.files ?? []) out(`    affects ${printable(file)}`)
       }
       const s = report.stats
       out(`${report.ok ? 'no errors' : `${report.findings.filter((f) => f.severity === 'error').length} errors`}: checked ${s.snapshots} snapshots, ${s.trees} trees, ${s.blobs} blobs, ${s.packs} packs${readData ? `; read ${s.packs_read} packs (${formatBytes(s.bytes_read)})` : ''}`)

@@ -183,6 +183,23 @@ t.test('an entry whose claim is there is completed by the next append (an interr
   t.same(r.findings, [])
 })
 
+t.test('the newest entry cut short (a lost write) is restored from its claim by the next append', async (t) => {
+  const f = await fixture(t)
+  const name = auditFiles(f.repoDir)[3]
+  const file = join(f.repoDir, 'audit', name)
+  const whole = readFileSync(file)
+  writeFileSync(file, whole.subarray(0, Math.floor(whole.length / 2)))
+  let r = await verifyAudit(f.repo)
+  t.notOk(r.ok)
+  t.ok(r.findings.some((x) => x.kind === 'altered_entry' && x.name === `audit/${name}`), 'audit --verify names the damaged entry')
+  const e = await appendAudit(f.repo, { ...who, now, operation: 'verify' })
+  t.equal(e.prev, name.slice(11), 'the new entry names the damaged one')
+  t.ok(readFileSync(file).equals(whole), 'the entry holds its bytes again (those of its claim)')
+  r = await verifyAudit(f.repo)
+  t.ok(r.ok)
+  t.same(r.findings, [])
+})
+
 t.test('a removed entry is detected', async (t) => {
   const f = await fixture(t)
   removeEntry(f.repoDir, auditFiles(f.repoDir)[1])

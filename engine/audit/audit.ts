@@ -210,7 +210,7 @@ function checkSignature(sig: AuditSignature, line: Buffer): string | null {
   }
 }
 
-interface EntryName { name: string; seq: number; id: string }
+interface EntryName { name: string; seq: number; id: string; size: number }
 
 /** Names under audit/: entries (`<seq>-<id>`), claims (`<seq>`) and anything else. */
 async function listAuditNames(repo: Repository, prefix = 'audit/'): Promise<{ entries: EntryName[]; claims: Map<number, string>; other: string[] }> {
@@ -220,7 +220,7 @@ async function listAuditNames(repo: Repository, prefix = 'audit/'): Promise<{ en
   for await (const o of repo.remote.list(prefix)) {
     const m = NAME_RE.exec(o.name)
     const c = CLAIM_RE.exec(o.name)
-    if (m) entries.push({ name: o.name, seq: Number(m[1]), id: m[2] })
+    if (m) entries.push({ name: o.name, seq: Number(m[1]), id: m[2], size: o.size })
     else if (c) claims.set(Number(c[1]), o.name)
     else other.push(o.name)
   }
@@ -322,8 +322,9 @@ export async function appendAudit(repo: Repository, input: AuditInput): Promise<
 
 /**
  * The id of the entry at `seq` (the head), from its claim. A claim without its
- * entry (a writer interrupted between the two puts, or still between them) is
- * completed here: the entry is the claim's bytes under `<seq>-<id>`.
+ * entry (a writer interrupted between the two puts, or still between them), or
+ * whose entry has another size than the claim (bytes lost), is completed here:
+ * the entry is the claim's bytes under `<seq>-<id>`.
  */
 async function headId(repo: Repository, seq: number, entries: EntryName[], claims: Map<number, string>): Promise<string> {
   const claim = claims.get(seq)
@@ -338,7 +339,11 @@ async function headId(repo: Repository, seq: number, entries: EntryName[], claim
   } catch (err) {
     throw new IntegrityError(`the audit trail's newest entry is damaged (${(err as Error).message}): run coldstore audit --verify`, {}, { cause: err })
   }
-  if (!entries.some((e) => e.seq === seq && e.id === c.id)) await repo.remote.put(auditObjectName(seq, c.id), c.bytes)
+  const stored = entries.find((e) => e.seq === seq && e.id === c.id)
+  // Missing: a writer was interrupted between its two puts. Of another size than the claim: the entry lost
+  // part of its bytes (a disk that did not keep a write). Either way the claim holds the entry's exact bytes
+  // (its plaintext hashes to the id in the entry's name), so writing them completes or restores the entry.
+  if (!stored || stored.size !== c.bytes.length) await repo.remote.put(auditObjectName(seq, c.id), c.bytes)
   return c.id
 }
 

@@ -91,6 +91,11 @@ export interface BackupResult {
   snapshot: SnapshotDoc
   warnings: BackupWarning[]
   dryRun: boolean
+  /**
+   * Packs a run before this one renamed into place but did not live to record, found and reused by this
+   * run (it looks for them when the cache shows that the run before it did not finish).
+   */
+  adopted: { packs: number; bytes: number }
 }
 
 const READ_BYTES = 1024 * 1024
@@ -194,6 +199,19 @@ export async function backup(repo: Repository, o: BackupOptions): Promise<Backup
   // A lock and the prune plans first (engine/gc): nothing a prune is about to delete is reused.
   const guard = await beginWrite(repo, { operation: o.kind ?? 'snapshot', host: o.hostname, username: o.username, program: o.program, dryRun: o.dryRun })
   try {
+    // A run that died with this cache may have renamed packs into place without recording them (the window
+    // between a pack's rename and its record): take them up before storing anything, or they are stored again.
+    // After beginWrite: packs a prune plans to delete are not taken up.
+    let run: string | null = null
+    let adopted = { packs: 0, bytes: 0 }
+    if (!o.dryRun) {
+      const unfinished = repo.cache.unfinishedRuns()
+      run = repo.cache.beginRun(new Date(started).toISOString())
+      if (unfinished.length > 0) {
+        adopted = await repo.adoptUnindexedPacks()
+        for (const token of unfinished) repo.cache.endRun(token)
+      }
+    }
     const a = new Archiver(repo, o, matcher)
     let r: BackupResult
     try {
@@ -210,7 +228,8 @@ export async function backup(repo: Repository, o: BackupOptions): Promise<Backup
         throw new IntegrityError(`the snapshot was not kept: this run was suspended long enough for a prune to delete data it reused (${(err as Error).message}); run it again`, {}, { cause: err })
       }
     }
-    return r
+    if (run) repo.cache.endRun(run)
+    return { ...r, adopted }
   } finally {
     await guard.end()
   }
@@ -338,7 +357,7 @@ class Archiver {
     }
     const id = this.dryRun ? null : await saveSnapshot(this.repo, doc)
     await this.repo.cache.flush()
-    return { id, snapshot: doc, warnings: this.warnings, dryRun: this.dryRun }
+    return { id, snapshot: doc, warnings: this.warnings, dryRun: this.dryRun, adopted: { packs: 0, bytes: 0 } }
   }
 
   private get aborted(): boolean {

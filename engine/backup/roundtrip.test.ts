@@ -1,5 +1,5 @@
 import t from 'tap'
-import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { backup } from './index.js'
 import { restore } from '../restore/index.js'
@@ -90,4 +90,31 @@ t.test('long backups write index objects as they go', async (t) => {
   t.equal(r.snapshot.stats.added_meta_bytes, kindBytes('meta'), 'added_meta_bytes: the tree packs')
   const v = await verify(tr.repo, { readData: 1 })
   t.ok(v.ok, JSON.stringify(v.findings))
+})
+
+t.test('a backup after one that did not finish takes up the packs it renamed into place but never recorded', async (t) => {
+  const dir = t.testdir()
+  const src = join(dir, 'src')
+  writeTree(src, { 'a.bin': seededBytes('adopt-a', 2 * 1024 * 1024), 'b.txt': seededText('adopt-b', 300 * 1024) })
+  const tr = await makeTestRepo(dir)
+  const first = await backup(tr.repo, { ...base, paths: [src] })
+  t.same(first.adopted, { packs: 0, bytes: 0 }, 'a first run finds nothing to take up')
+  await tr.repo.close()
+  // As if the run had died between renaming its packs and recording them: packs nobody indexed, a cache
+  // that never saw them, and the dead run's token left in that cache.
+  for (const n of readdirSync(join(tr.repoDir, 'index'))) rmSync(join(tr.repoDir, 'index', n))
+  rmSync(join(tr.repoDir, 'snapshots'), { recursive: true })
+  rmSync(tr.cacheDir, { recursive: true })
+  const repo = await tr.reopen()
+  t.teardown(() => repo.close())
+  const packBytes = first.snapshot.stats.added_data_bytes! + first.snapshot.stats.added_meta_bytes!
+  repo.cache.beginRun(new Date().toISOString())
+  const again = await backup(repo, { ...base, paths: [src] })
+  t.equal(again.adopted.bytes, packBytes, 'every pack the dead run left is taken up')
+  t.equal(again.snapshot.stats.new_chunks, 0, 'nothing is stored again')
+  t.same(repo.cache.unfinishedRuns(), [], 'no run is left marked unfinished')
+  const third = await backup(repo, { ...base, paths: [src] })
+  t.same(third.adopted, { packs: 0, bytes: 0 }, 'after a finished run nothing is looked for')
+  const v = await verify(repo, { readData: 1 })
+  t.ok(v.ok && v.findings.length === 0, 'the taken-up packs are indexed')
 })

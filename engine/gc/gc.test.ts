@@ -6,6 +6,7 @@
  */
 import t, { type Test } from 'tap'
 import { rmSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { backup } from '../backup/index.js'
 import { IntegrityError } from '../errors.js'
@@ -112,4 +113,24 @@ t.test('checkSnapshotStored finds a snapshot whose data is gone', async (t) => {
   const p = indexed.find((x) => x.kind === 'data')!
   rmSync(join(tr.repoDir, packObjectName('data', p.packId)))
   await t.rejects(checkSnapshotStored(tr.repo, tr.snap.snapshot.tree), IntegrityError, 'a deleted pack is found')
+})
+
+t.test('a lock whose owner is gone from this machine is dead at once; others are left to the clock', async (t) => {
+  const tr = await repoWithSnapshot(t, 'dead-owner')
+  const s = await RepoSession.start(tr.repo, { ...owner, kind: 'prune' })
+  t.teardown(() => s.end())
+  const [mine] = await listLocks(tr.repo)
+  t.ok(mine.doc.boot_id && mine.doc.pid_ns && mine.doc.proc_start, 'the lock says where its owner runs')
+  const now = new Date()
+  t.ok(isLockLive(mine, { now }), 'this process holds it: live')
+  // A process that has exited (its pid is free now).
+  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout
+  const dead = { ...mine, doc: { ...mine.doc, pid: Number(gone) } }
+  t.notOk(isLockLive(dead, { now }), 'an exited owner on this machine: dead, though refreshed just now')
+  t.notOk(isLockLive(dead, { now, seenEarlier: new Set(['locks/other']) }), 'also for a sweep that did not see it before')
+  t.notOk(isLockLive({ ...mine, doc: { ...mine.doc, proc_start: '1' } }, { now }), 'a pid reused by a process started at another time: dead')
+  t.ok(isLockLive({ ...dead, doc: { ...dead.doc, boot_id: 'another-boot' } }, { now }), 'another machine (or boot): left to the clock')
+  t.ok(isLockLive({ ...dead, doc: { ...dead.doc, pid_ns: 'pid:[1]' } }, { now }), 'another pid namespace (container): left to the clock')
+  const { boot_id: _b, pid_ns: _n, proc_start: _p, ...old } = dead.doc
+  t.ok(isLockLive({ ...dead, doc: old }, { now }), 'a lock without these fields (older coldstore): left to the clock')
 })

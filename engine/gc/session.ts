@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { isNotFound } from '../errors.js'
 import { packObjectName } from '../pack/index.js'
 import { forEachLimit, type Repository } from '../repo/index.js'
@@ -24,6 +25,14 @@ export interface LockDoc {
   refreshed: string
   /** Plans (`prune/<id>` ids) this writer read before it started to deduplicate: it does not reuse the blobs of their `delete` packs. */
   plans_seen: string[]
+  /**
+   * Where the owner runs, so that a reader on the same machine can tell that it died (Linux; absent elsewhere
+   * and in locks written by coldstore before 2026-12-02): the boot id, the pid namespace, the process's start
+   * time (clock ticks since boot, field 22 of /proc/<pid>/stat).
+   */
+  boot_id?: string
+  pid_ns?: string
+  proc_start?: string
 }
 
 /** A lock as listed. */
@@ -77,6 +86,7 @@ export class RepoSession {
     const s = new RepoSession(repo, {
       version: 1, kind: o.kind, session: randomBytes(16).toString('hex'), operation: o.operation, host: o.host, username: o.username,
       pid: o.pid ?? process.pid, program: o.program, started: t, refreshed: t, plans_seen: [],
+      ...(o.pid === undefined || o.pid === process.pid ? ownIdentity() : {}),
     }, clock)
     await s.write()
     const every = o.refreshMs ?? LOCK_REFRESH_MS
@@ -146,9 +156,13 @@ export async function listLocks(repo: Repository, onError?: (name: string, err: 
 /**
  * True when a lock's owner is taken as alive: refreshed within `staleAfterMs` of `now` (either way: clocks
  * differ), or, when `seenEarlier` holds the lock names a plan recorded, rewritten since then (which needs
- * no clock agreement at all).
+ * no clock agreement at all). Never when the owner ran on this machine (same boot id and pid namespace) and
+ * its process is gone (no such pid, or a pid reused by a process started at another time): a killed prune
+ * would otherwise stop every other prune, and a killed backup hold back every sweep, for an hour.
  */
 export function isLockLive(lock: StoredLock, o: { now: Date; staleAfterMs?: number; seenEarlier?: ReadonlySet<string> }): boolean {
+  // An owner on this machine that is gone (killed, crashed) is dead now, not an hour from now.
+  if (ownerIsGone(lock.doc)) return false
   if (o.seenEarlier && !o.seenEarlier.has(lock.name)) return true
   const refreshed = Date.parse(lock.doc.refreshed)
   return Number.isFinite(refreshed) && Math.abs(o.now.getTime() - refreshed) < (o.staleAfterMs ?? LOCK_STALE_MS)
@@ -199,4 +213,61 @@ export async function beginWrite(repo: Repository, o: SessionOwner & { dryRun?: 
     await session?.end()
     throw err
   }
+}
+
+/** Boot id, pid namespace and start time of this process (Linux), or nothing where /proc lacks them. */
+function ownIdentity(): Pick<LockDoc, 'boot_id' | 'pid_ns' | 'proc_start'> {
+  const boot = bootId()
+  const ns = pidNamespace()
+  const start = processStartTime(process.pid)
+  return boot && ns && start ? { boot_id: boot, pid_ns: ns, proc_start: start } : {}
+}
+
+let bootIdCache: string | null | undefined
+function bootId(): string | null {
+  if (bootIdCache === undefined) {
+    try {
+      bootIdCache = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null
+    } catch {
+      bootIdCache = null
+    }
+  }
+  return bootIdCache
+}
+
+function pidNamespace(): string | null {
+  try {
+    return readlinkSync('/proc/self/ns/pid')
+  } catch {
+    return null
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or null. */
+function processStartTime(pid: number): string | null {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return null
+  }
+  // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
+  return text.slice(text.lastIndexOf(')') + 2).split(' ')[19] ?? null
+}
+
+/**
+ * True only when the lock says where its owner runs, that is here (this boot, this pid namespace), and no
+ * process with its pid and start time exists. Anything else (another machine, another container, an older
+ * lock without these fields) cannot be checked and is left to the clock.
+ */
+function ownerIsGone(doc: LockDoc): boolean {
+  if (!doc.boot_id || !doc.pid_ns || !doc.proc_start) return false
+  if (doc.boot_id !== bootId() || doc.pid_ns !== pidNamespace()) return false
+  try {
+    process.kill(doc.pid, 0)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return true
+  }
+  const now = processStartTime(doc.pid)
+  return now !== null && now !== doc.proc_start
 }

@@ -243,6 +243,11 @@ export class IndexCache {
     }
   }
 
+  /** True for a pack `excludeStored` took out of deduplication (a prune plans to delete it). */
+  isExcludedPack(packId: string): boolean {
+    return this.excludedPacks.has(packId)
+  }
+
   /** True when blob `id` is stored (from the in-memory id set). */
   hasBlob(id: string): boolean {
     return this.ids.hasHex(id)
@@ -409,6 +414,30 @@ export class IndexCache {
   /** Remembers stored files, in one transaction. */
   putFiles(list: readonly { dev: bigint; ino: bigint; entry: FileCacheEntry }[]): void {
     this.root.transactionSync(() => this.files.putAll(list))
+  }
+
+  /**
+   * Records that a writing run (a backup) started with this cache and returns its token; `endRun`
+   * removes it when the run finished. A token still there at the next run's start means a run died
+   * (killed, power lost) after it may have renamed packs into place that it did not live to record:
+   * the next run then looks for them (`Repository.adoptUnindexedPacks`) instead of storing them again.
+   */
+  beginRun(startedIso: string): string {
+    const token = `run:${startedIso}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`
+    this.meta.putSync(token, startedIso)
+    return token
+  }
+
+  /** Removes a run's token (it finished, or what it left was taken up). */
+  endRun(token: string): void {
+    this.meta.removeSync(token)
+  }
+
+  /** Tokens of runs that started and did not finish (or are still running in another process). */
+  unfinishedRuns(): string[] {
+    const out: string[] = []
+    for (const k of this.meta.getKeys({ start: 'run:', end: 'run;' })) out.push(k as string)
+    return out
   }
 
   /** Waits for asynchronous writes to be committed, and records loaded index objects. */

@@ -44,6 +44,9 @@ export interface RepoProgress {
 
 export const DEFAULT_PACK_BYTES = 16 * 1024 * 1024
 
+/** A pack object's name: kind, two-character fan-out, id. */
+const PACK_NAME = /^(data|meta)\/[0-9a-f]{2}\/([0-9a-f]{64})$/
+
 /** Which pack kind holds blobs of a type. */
 export function packKindOf(type: BlobType): PackKind {
   return type === 'data' ? 'data' : 'meta'
@@ -249,6 +252,35 @@ export class Repository {
     if (present.length === 0) return null
     present.sort((a, b) => (a.packId < b.packId ? -1 : 1))
     return this.writeIndexObject(present, { pending: true })
+  }
+
+  /**
+   * Finds packs on the remote that neither an index object nor the local cache knows (a run renamed
+   * them into place but was killed before recording them), reads their headers and records them in the
+   * cache as pending, so the next backup reuses their blobs instead of storing them again and indexes
+   * them at its end. Packs whose header cannot be read are left alone (verify reports them; repair
+   * index decides). Lists every pack: for runs that follow an interrupted one, not for every run.
+   */
+  async adoptUnindexedPacks(): Promise<{ packs: number; bytes: number }> {
+    const unknown: { kind: PackKind; id: string; size: number }[] = []
+    for (const kind of ['data', 'meta'] as const) {
+      for await (const o of this.remote.list(`${kind}/`)) {
+        const m = PACK_NAME.exec(o.name)
+        // Not a pack a prune plans to delete (see IndexCache.excludeStored): a snapshot must not come to need it.
+        if (m && m[1] === kind && !this.cache.hasPack(m[2]) && !this.cache.isExcludedPack(m[2])) unknown.push({ kind, id: m[2], size: o.size })
+      }
+    }
+    const adopted: IndexedPack[] = []
+    await forEachLimit(unknown, this.remote.properties.maxConnections, async (p) => {
+      try {
+        const entries = await this.readPackHeader(p.kind, p.id, p.size)
+        adopted.push({ packId: p.id, kind: p.kind, size: p.size, entries })
+      } catch {
+        // damaged or foreign: not ours to adopt
+      }
+    })
+    if (adopted.length) this.cache.addPacks(adopted, { pending: true })
+    return { packs: adopted.length, bytes: adopted.reduce((s, p) => s + p.size, 0) }
   }
 
   /** Commits a pack written through `newPackWriter` (atomic, durable) and records its blobs in the cache as pending. */

@@ -44,6 +44,34 @@ export interface SnapshotDoc {
   program: string
   /** Event metadata of freezes and any extra fields later versions add. */
   meta?: Record<string, unknown>
+  /** Set on a snapshot written by `repair snapshots`: which snapshot it replaces and what it leaves out. */
+  repaired?: SnapshotRepair
+}
+
+/** One entry `repair snapshots` left out of a snapshot because its data or listing cannot be read. */
+export interface SnapshotRepairExclusion {
+  /** Path from the root tree, components joined by '/' (`path_b64`: base64 of the raw bytes when not UTF-8). */
+  path?: string
+  path_b64?: string
+  type: 'file' | 'dir'
+  /** `missing_blob`/`damaged_blob`: a chunk of the file; `unreadable_tree`: the folder's listing. */
+  reason: 'missing_blob' | 'damaged_blob' | 'unreadable_tree'
+  /** The chunk or tree blob that cannot be read. */
+  blob: string
+}
+
+/** What a repaired snapshot records about its repair (FORMAT.md, "Snapshots"). */
+export interface SnapshotRepair {
+  /** The snapshot this one replaces; it is left as it was. */
+  original: string
+  /** When, where, by whom and with what the repair was made. */
+  time: string
+  host: string
+  username: string
+  program: string
+  /** How many entries were left out, and the first 1000 of them in walk order. */
+  excluded_count: number
+  excluded: SnapshotRepairExclusion[]
 }
 
 /** A snapshot with its id. */

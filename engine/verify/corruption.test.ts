@@ -452,6 +452,20 @@ t.test('damaged key file', async (t) => {
     writeFileSync(join(repoDir, 'keys', hashHex(junk)), junk)
     await t.rejects(Repository.open(await LocalRemote.open({ path: repoDir }), { password, cacheDir: join(repoDir, '..', 'c2') }), KeyError)
   })
+  await t.test('a second key file damaged: the repository opens with the first, verify names the damaged one', async (t) => {
+    const { repoDir } = await openCopy(t, 'key-second', { sync: false })
+    const [k] = readdirSync(join(repoDir, 'keys'))
+    const bytes = readFileSync(join(repoDir, 'keys', k))
+    const other = Buffer.from(bytes)
+    other[Math.floor(rng(17)() * other.length)] ^= 0x20
+    const name = hashHex(Buffer.concat([other, Buffer.from('x')])) // a name its content does not hash to
+    writeFileSync(join(repoDir, 'keys', name), other)
+    const repo = await Repository.open(await LocalRemote.open({ path: repoDir }), { password, cacheDir: join(repoDir, '..', 'c2') })
+    t.teardown(() => repo.close())
+    const v = await verify(repo)
+    t.equal(v.ok, false)
+    t.same(v.findings.map((f) => [f.kind, f.severity, f.object]), [['damaged_key', 'error', `keys/${name}`]], 'damaged_key names the key file, nothing else is wrong')
+  })
   await t.test('wrapped key altered and renamed to match: indistinguishable from a wrong password', async (t) => {
     const { repoDir } = await openCopy(t, 'key-altered', { sync: false })
     const [k] = readdirSync(join(repoDir, 'keys'))

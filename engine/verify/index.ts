@@ -4,3 +4,4 @@
  */
 export * from './verifier.js'
 export * from './repair.js'
+export * from './repair-snapshots.js'

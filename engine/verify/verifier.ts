@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto'
 import { isNotFound } from '../errors.js'
+import { parseKeyFile } from '../crypto/index.js'
 import { hashHex } from '../hash/index.js'
 import type { BlobLocation, IndexedPack } from '../index/index.js'
 import { decodeTrailer, packObjectName, type PackKind } from '../pack/index.js'
@@ -20,6 +21,7 @@ export type FindingKind =
   | 'damaged_snapshot'
   | 'damaged_tree'
   | 'archived_packs_unread'
+  | 'damaged_key'
 
 /** One problem found. `error` findings make the repository fail verification; `warning` ones do not. */
 export interface Finding {
@@ -66,6 +68,30 @@ export async function verify(repo: Repository, o: VerifyOptions = {}): Promise<V
   const findings: Finding[] = []
   const stats = { snapshots: 0, trees: 0, blobs: 0, packs: 0, packs_read: 0, bytes_read: 0 }
   const progress = o.onProgress ?? (() => {})
+
+  // 0. Key files: each must match its name and parse (which password it opens cannot be known here). The
+  // repository opened with one of them; a damaged other one is a password that no longer works.
+  if (repo.config.encryption !== 'none') {
+    for await (const obj of repo.remote.list('keys/')) {
+      let bytes: Buffer
+      try {
+        bytes = await repo.remote.get(obj.name)
+      } catch (err) {
+        if (isNotFound(err)) continue // removed meanwhile
+        throw err
+      }
+      let problem: string | null = null
+      if (hashHex(bytes) !== obj.name.slice('keys/'.length)) problem = 'its content does not match its name'
+      else {
+        try {
+          parseKeyFile(bytes, obj.name)
+        } catch (err) {
+          problem = (err as Error).message
+        }
+      }
+      if (problem) findings.push({ kind: 'damaged_key', severity: 'error', object: obj.name, message: `key file ${obj.name} is damaged (${problem}): the password it held no longer opens the repository (the others still do)` })
+    }
+  }
 
   // 1. Index objects.
   const blobs = new Map<string, BlobLocation>()

@@ -11,7 +11,7 @@ import { join, relative } from 'node:path'
 import type { Test } from 'tap'
 import { SnapshotView, backup, closeRepository, type Repository } from '../../engine/index.js'
 import { makeTestRepo, writeTree } from '../../engine/testing/test-repo.js'
-import { startServer, type RunningServer } from '../index.js'
+import { startServer, type RunningServer, type ServerLimits } from '../index.js'
 import type { AuthConfig } from '../auth.js'
 
 export { CLI, ROOT, ensureBuilt } from '../../cli/testing/build.js'
@@ -51,7 +51,7 @@ export interface Served {
 export async function serveFiles(
   t: Test,
   files: Record<string, Buffer | string>,
-  o: { job?: string; auth?: AuthConfig; cacheBytes?: number; prepare?: (src: string) => void } = {},
+  o: { job?: string; auth?: AuthConfig; cacheBytes?: number; prepare?: (src: string) => void; limits?: Partial<ServerLimits> } = {},
 ): Promise<Served> {
   const dir = t.testdir()
   const src = join(dir, 'src')
@@ -60,7 +60,7 @@ export async function serveFiles(
   const tr = await makeTestRepo(dir, { password: PASSWORD, packSizeBytes: 4 * 1024 * 1024 })
   await backup(tr.repo, { hostname: 'testhost', username: 'tester', program: 'test', paths: [src], job: o.job ?? 'data', now: () => new Date('2026-03-04T05:06:07Z') })
   const view = await SnapshotView.open(tr.repo, { cache: { maxBytes: o.cacheBytes ?? 32 * 1024 * 1024 } })
-  const server = await startServer({ view, host: '127.0.0.1', port: 0, auth: o.auth ?? { tls: false }, log: (l) => t.comment(l) })
+  const server = await startServer({ view, host: '127.0.0.1', port: 0, auth: o.auth ?? { tls: false }, log: (l) => t.comment(l), limits: o.limits })
   t.teardown(async () => {
     await server.close(100)
     await closeRepository(tr.repo)
