@@ -5,8 +5,8 @@
  * snapshot restores byte-identical, shared data is stored once, and the audit trail holds one entry per
  * snapshot in a single chain.
  *
- * TODO(prune branch): a snapshot running while `prune` runs (prune is the only exclusive operation), see
- * RELIABILITY.md. TODO(jobs branch): two daemons on one configuration run each job once.
+ * A snapshot running while `prune` runs is tested in cli/forget-prune.test.ts, two daemons on one
+ * configuration in cli/jobs.test.ts (see RELIABILITY.md).
  */
 import t from 'tap'
 import { cpSync } from 'node:fs'
