@@ -153,13 +153,28 @@ export class Repository {
   /**
    * Brings the local cache up to date with the remote's index objects: loads
    * new ones; rebuilds from scratch when index objects it had loaded are gone
-   * (compacted or repaired elsewhere).
+   * (compacted or repaired elsewhere). One missing from the listing but still
+   * there (stat: a listing that lags behind recent writes) counts as present.
    */
   async syncIndex(progress?: RepoProgress): Promise<void> {
     await this.dropLostPendingPacks()
     const remoteNames = new Set<string>()
     for await (const o of this.remote.list('index/')) remoteNames.add(o.name)
     const loaded = this.cache.loadedIndexes()
+    // A loaded index object missing from the listing was deleted (a prune compacted the index, repair
+    // rebuilt it), or the listing lags behind recent writes (an eventually consistent store). Reads are
+    // read-after-write, so a stat tells the two apart: without it, a lagging listing made this cache
+    // forget blobs that are stored (the next backup stored them again, and restores of the snapshots
+    // naming them failed with "not in the index" until the listing caught up).
+    const unlisted = [...loaded].filter((n) => !remoteNames.has(n))
+    await forEachLimit(unlisted, this.remote.properties.maxConnections, async (name) => {
+      try {
+        await this.remote.stat(name)
+        remoteNames.add(name)
+      } catch (err) {
+        if (!isNotFound(err)) throw err
+      }
+    })
     let stale = false
     for (const n of loaded) if (!remoteNames.has(n)) stale = true
     if (stale) this.cache.clearIndex()
