@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os'
 import { basename, resolve } from 'node:path'
 import { Chunker } from '../chunker/index.js'
 import { IntegrityError, InterruptedError, SourceError, UsageError } from '../errors.js'
-import { beginWrite, checkSnapshotStored } from '../gc/index.js'
+import { beginWrite, checkSnapshotStored, reindexReusedPacks } from '../gc/index.js'
 import { StreamHasher } from '../hash/index.js'
 import type { Repository } from '../repo/index.js'
 import type { FileCacheEntry } from '../index/index.js'
@@ -219,6 +219,8 @@ export async function backup(repo: Repository, o: BackupOptions): Promise<Backup
     } finally {
       await a.close()
     }
+    // A prune that marked while this ran may have repacked packs it reused: index them again (rare; else one listing).
+    if (r.id && !o.dryRun) await reindexReusedPacks(repo, r.snapshot.tree, guard.plansSeen)
     if (guard.lapsed && r.id) {
       // The lock went stale mid-run (suspended?): a prune may have deleted what this snapshot reuses.
       try {
