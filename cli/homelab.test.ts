@@ -21,6 +21,7 @@ import { haveServer } from '../engine/remote/s3/testing/s3-server.js'
 import { s3rverMissing, startS3rver } from '../engine/remote/s3/testing/s3rver.js'
 import { seededBytes, writeTree } from '../engine/testing/test-repo.js'
 import { ensureBuilt } from './testing/build.js'
+import { allFiles, secretForms } from './testing/secrets.js'
 import { CHROMIUM, CliProcess, artifactsDir, cliEnv, exits, http, launchChromium, runCli, startRecorder } from './testing/daemon.js'
 
 ensureBuilt(t)
@@ -219,6 +220,30 @@ server:
   t.ok(await page.locator('figure.chart svg polyline').count() === 3, 'the chart: one line per job')
   await page.screenshot({ path: join(shots, 'jobs-at-the-end.png'), fullPage: true })
   t.equal(alerts.received.filter((r) => r.body.kind === 'cost_threshold').length, 0, 'far below the $10 threshold: no cost alert')
+
+  // No secret in what the daemon left or showed: every file of the run (the repositories in s3rver's folder,
+  // the cache, state, run journal, the downloaded photo), its output and command line (what ps shows), and
+  // the dashboard's pages, run logs included. (The S3 keys are s3rver's fixed `S3RVER`: cli/secrets.test.ts
+  // searches for distinctive cloud credentials.)
+  const runLink = await page.locator('a[href*="/-/runs/"]').first().getAttribute('href')
+  const pages: string[] = []
+  for (const path of ['-/', '-/jobs/media', '-/jobs/photos', '-/jobs/host', (runLink ?? '/-/').replace(/^\//, '')]) {
+    await page.goto(`${info.url}${path}`)
+    pages.push(await page.content())
+  }
+  const runLog = await http('GET', `${info.url}${(runLink ?? '/-/').replace(/^\//, '')}`, { headers: { Cookie: `coldstore_session=${session.value}` } })
+  t.equal(runLog.status, 200, 'a run page, with its log')
+  const outputs = [Buffer.from(d.stdout), Buffer.from(d.lines.join('\n')), readFileSync(`/proc/${d.child.pid}/cmdline`), ...pages.map((h) => Buffer.from(h)), Buffer.from(runLog.body)]
+  const files = allFiles(dir, [join(config, 'secrets'), join(dir, 'chrome-profile')])
+  t.ok(files.some((f) => f.includes('journal')) && files.some((f) => f.includes('/data/')), `the search covers the journal and the repositories' packs (${files.length} files)`)
+  const found: string[] = []
+  for (const [name, secret] of [['repository password', 'correct horse battery staple'], ['dashboard token', TOKEN]]) {
+    const needles = secretForms(secret)
+    for (const f of files) if (needles.some((n) => readFileSync(f).includes(n))) found.push(`${name} in ${f}`)
+    outputs.forEach((o, i) => { if (needles.some((n) => o.includes(n))) found.push(`${name} in output ${i}`) })
+  }
+  t.same(found, [], `neither the password nor the token in ${files.length} files or ${outputs.length} outputs (5 encodings each)`)
+  t.ok(readFileSync(join(config, 'secrets', 'repo-password')).includes(secretForms('correct horse battery staple')[0]), 'the search finds the password in its own file')
 
   t.equal(await d.stop(), 0, 'the daemon stops on SIGTERM')
   t.comment(`screenshots: ${shots}`)

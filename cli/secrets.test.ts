@@ -9,13 +9,14 @@
  */
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
-import { lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { writeTree } from '../engine/testing/test-repo.js'
 import { LocalRemote } from '../engine/remote/index.js'
 import { Repository } from '../engine/repo/index.js'
 import { ensureBuilt, CLI } from './testing/build.js'
+import { allFiles, secretForms } from './testing/secrets.js'
 import { cliEnv, exits, randomData, runCli, sandbox, textData, type CliResult } from './testing/harness.js'
 
 ensureBuilt(t)
@@ -28,27 +29,6 @@ const SECRETS = {
   github: 'ghp_Distinctive0123456789abcdefABCDEF',
   serveToken: 'ServeTok-distinctive-77889900',
   gitToken: 'GitCred-distinctive-44556677',
-}
-
-/** Every form a secret could be written in. */
-function forms(s: string): Buffer[] {
-  return [Buffer.from(s), Buffer.from(Buffer.from(s).toString('base64').replace(/=+$/, '')), Buffer.from(Buffer.from(s).toString('hex')), Buffer.from(encodeURIComponent(s)), Buffer.from(s, 'utf16le')]
-}
-
-/** Every regular file below `dir` (not following links), except those under `skip`. */
-function allFiles(dir: string, skip: string[]): string[] {
-  const out: string[] = []
-  const walk = (d: string): void => {
-    if (skip.some((s) => d === s || d.startsWith(`${s}/`))) return
-    for (const n of readdirSync(d)) {
-      const p = join(d, n)
-      const st = lstatSync(p)
-      if (st.isDirectory()) walk(p)
-      else if (st.isFile()) out.push(p)
-    }
-  }
-  walk(dir)
-  return out
 }
 
 for (const encrypted of [true, false]) {
@@ -140,7 +120,7 @@ for (const encrypted of [true, false]) {
     const texts = [...outputs.flatMap((o) => [o.stdout, o.stderr]), served, ...pages]
     let searched = 0
     for (const [name, secret] of Object.entries(SECRETS)) {
-      const needles = forms(secret)
+      const needles = secretForms(secret)
       const hits: string[] = []
       for (const f of files) {
         const b = readFileSync(f)
@@ -163,9 +143,9 @@ for (const encrypted of [true, false]) {
     t.ok(plaintexts.length > 20, `${plaintexts.length} blobs and objects opened`)
     t.ok(plaintexts.some((p) => p.includes(Buffer.from('git.example.org/lab/proj.git'))), 'the freeze recorded the git remote (without its credentials)')
     for (const [name, secret] of Object.entries(SECRETS)) {
-      t.notOk(plaintexts.some((p) => forms(secret).some((n) => p.includes(n))), `${name}: in no plaintext of the repository either`)
+      t.notOk(plaintexts.some((p) => secretForms(secret).some((n) => p.includes(n))), `${name}: in no plaintext of the repository either`)
     }
     // The search finds a secret where one is: the project's own .git/config holds the git token.
-    t.ok(allFiles(proj, []).some((f) => forms(SECRETS.gitToken).some((n) => readFileSync(f).includes(n))), 'the search finds the git token in the project\'s .git/config')
+    t.ok(allFiles(proj, []).some((f) => secretForms(SECRETS.gitToken).some((n) => readFileSync(f).includes(n))), 'the search finds the git token in the project\'s .git/config')
   })
 }
