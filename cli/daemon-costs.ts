@@ -7,7 +7,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  costThresholdEvent, estimateRepositoryCost,
+  costThresholdEvent, estimateRepositoryCost, formatUSD,
   type JobDefinition, type NotifyEvent, type PriceTable, type Repository, type RepositoryCost,
 } from '../engine/index.js'
 import type { DashboardCosts } from '../server/index.js'
@@ -84,7 +84,7 @@ export class CostCache {
             const s = this.state()
             const snapshots = s.repositories.reduce((n, r) => n + (r.report?.jobs.reduce((m, j) => m + j.snapshots, 0) ?? 0), 0)
             const stored = s.repositories.reduce((n, r) => n + (r.report?.stored.bytes ?? 0), 0)
-            this.o.log(`costs: estimated ${batch.length} of ${this.entries.size} repositor${this.entries.size === 1 ? 'y' : 'ies'}: ${snapshots} snapshots, ${stored} bytes stored, $${(s.totalMonthlyUSD ?? 0).toPrecision(3)}/month in total`)
+            this.o.log(`costs: estimated ${batch.length} of ${this.entries.size} repositor${this.entries.size === 1 ? 'y' : 'ies'}: ${snapshots} snapshots, ${stored} bytes stored, ${formatUSD(s.totalMonthlyUSD ?? 0)}/month in total`)
           }
         } finally {
           this.loop = null
@@ -144,7 +144,7 @@ export class CostCache {
     const parts: Record<string, number> = {}
     for (const r of s.repositories) for (const j of r.report?.jobs ?? []) if (j.job) parts[`job ${j.job}`] = j.referenced.monthlyUSD
     const event = costThresholdEvent({ monthlyUSD: s.totalMonthlyUSD, thresholdUSD: threshold, parts })
-    this.o.log(`costs: daily check: $${s.totalMonthlyUSD.toPrecision(3)}/month, threshold $${threshold}${event ? ': above, notifying' : ''}`)
+    this.o.log(`costs: daily check: ${formatUSD(s.totalMonthlyUSD)}/month, threshold $${threshold}${event ? ': above, notifying' : ''}`)
     return event
   }
 }

@@ -23,7 +23,7 @@ export { backup, type BackupOptions, type BackupResult, type BackupWarning, type
 export { restore, planRestore, type RestoreOptions, type RestoreResult, type RestoreError, type RestorePlan, type RestoreSelection } from './restore/index.js'
 export { checkRetrieval, mayNeedRetrieval, requestRetrieval, type RetrievalCheck, type Tally } from './retrieval/index.js'
 export {
-  DEFAULT_PRICES, GB, classPrices, formatWait, providerPrices, retrievalOptions,
+  DEFAULT_PRICES, GB, classPrices, formatUSD, formatWait, providerPrices, retrievalOptions,
   type ClassPrice, type PriceTable, type PriceTier, type ProviderPrice, type TierPrice, type RetrievalOption,
 } from './cost/index.js'
 export { SCHEDULE_PRESETS, missedRuns, nextRun, parseSchedule, previousRun, type Schedule } from './schedule/index.js'

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs'
 import type { CommandModule } from 'yargs'
 import {
-  NotFoundError, applyRetention, parseRetentionDuration, closeRepository, costThresholdEvent, estimateRepositoryCost, findSnapshot, formatWait, listSnapshots, openRepository, parseJobs, parseNotify, parsePrices,
+  NotFoundError, applyRetention, parseRetentionDuration, closeRepository, costThresholdEvent, estimateRepositoryCost, findSnapshot, formatUSD, formatWait, listSnapshots, openRepository, parseJobs, parseNotify, parsePrices,
   type ColdstoreConfig, type EarlyDeletion, type JobDefinition, type PricedSet, type PriceTable, type Repository, type RepositoryCost, type RetentionPolicy, type Snapshot,
 } from '../../engine/index.js'
 import { configPath, loadConfig, resolveLocation } from '../config-file.js'
@@ -69,12 +69,6 @@ function keepRules(a: Args): KeepRules | null {
   return Object.keys(r).length ? r : null
 }
 
-/** Dollars for people: cents, or two significant digits below a cent (so small repositories show growth). */
-export function formatUSD(x: number): string {
-  if (x === 0) return '$0.00'
-  if (Math.abs(x) < 0.01) return `$${x.toPrecision(2)}`
-  return `$${x.toFixed(2)}`
-}
 
 function tally(objects: number, bytes: number, what = 'object'): string {
   return `${formatBytes(bytes)} in ${objects} ${what}${objects === 1 ? '' : 's'}`

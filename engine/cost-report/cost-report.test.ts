@@ -10,7 +10,7 @@ import t, { type Test } from 'tap'
 import { backup } from '../backup/index.js'
 import { parseConfigFile } from '../config/config.js'
 import { parsePrices } from '../config/prices.js'
-import { DEFAULT_PRICES, GB, retrievalOptions } from '../cost/index.js'
+import { DEFAULT_PRICES, GB, formatUSD, retrievalOptions } from '../cost/index.js'
 import { ConfigError, NotFoundError } from '../errors.js'
 import { packsOfSnapshot } from '../freeze/index.js'
 import { LocalRemote } from '../remote/index.js'
@@ -235,4 +235,10 @@ t.test('prices: validation names the key', async (t) => {
   const w = parsePrices(parseConfigFile('prices: { wasabi: { label: Wasabi, egress_per_gb: 0, classes: { STANDARD: { storage_per_gb_month: 0.0069, per_1000_writes: 0, per_1000_reads: 0, read_per_gb: 0, min_days: 90 } } } }', '/c.yaml'))
   t.same(w.wasabi, { label: 'Wasabi', egressPerGB: 0, classes: { STANDARD: { storagePerGBMonth: 0.0069, per1000Writes: 0, per1000Reads: 0, readPerGB: 0, minDays: 90 } } })
   t.equal(parsePrices(null), DEFAULT_PRICES, 'no file: the built-in table')
+})
+
+t.test('formatUSD: cents, or two significant digits written out below a cent, never an exponent', async (t) => {
+  const cases: [number, string][] = [[0, '$0.00'], [12.345, '$12.35'], [0.01, '$0.01'], [0.0099, '$0.0099'], [0.0000084, '$0.0000084'], [2.7e-8, '$0.000000027'], [1234.5, '$1234.50']]
+  t.same(cases.map(([x]) => formatUSD(x)), cases.map(([, s]) => s))
+  t.notOk(cases.some(([x]) => /e/.test(formatUSD(x))), 'no exponent form')
 })

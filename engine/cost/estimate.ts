@@ -67,3 +67,13 @@ export function formatWait(hours: [number, number]): string {
   if (b < 1) return `${Math.round(a * 60)}–${Math.round(b * 60)} minutes`
   return `${a}–${b} hours`
 }
+
+/**
+ * Dollars for people: cents, or two significant digits written out below a cent (so a small repository's
+ * growth shows, and never in exponent form): 12.345 → "$12.35", 0.0099 → "$0.0099", 2.7e-8 → "$0.000000027".
+ */
+export function formatUSD(x: number): string {
+  if (x === 0) return '$0.00'
+  if (Math.abs(x) < 0.01) return `$${x.toFixed(Math.min(12, 1 - Math.floor(Math.log10(Math.abs(x)))))}`
+  return `$${x.toFixed(2)}`
+}

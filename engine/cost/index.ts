@@ -3,4 +3,4 @@
  * it. Pure: no I/O. Imports only errors.ts.
  */
 export { DEFAULT_PRICES, GB, type ClassPrice, type PriceTable, type PriceTier, type ProviderPrice, type TierPrice } from './prices.js'
-export { classPrices, formatWait, providerPrices, retrievalOptions, type RetrievalOption } from './estimate.js'
+export { classPrices, formatUSD, formatWait, providerPrices, retrievalOptions, type RetrievalOption } from './estimate.js'

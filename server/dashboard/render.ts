@@ -2,7 +2,7 @@
  * HTML building blocks of the dashboard: escaping (every text and attribute value goes through `esc`),
  * the page frame, and formatting of bytes, dollars, times and durations.
  */
-import { formatWait, type Health, type RunResult } from '../../engine/index.js'
+import { formatUSD, formatWait, type Health, type RunResult } from '../../engine/index.js'
 import { humanBytes } from '../html.js'
 
 /** Escapes text for HTML element content and quoted attribute values. */
@@ -16,10 +16,7 @@ export const bytes = humanBytes
 /** Dollars for people: cents, or two significant digits below a cent (so small repositories show growth). */
 export function usd(x: number | null | undefined): string {
   if (x === null || x === undefined) return '–'
-  if (x === 0) return '$0.00'
-  // Two significant digits, written out (2.7e-8 → $0.000000027).
-  if (Math.abs(x) < 0.01) return `$${x.toFixed(Math.min(12, 1 - Math.floor(Math.log10(Math.abs(x)))))}`
-  return `$${x.toFixed(2)}`
+  return formatUSD(x)
 }
 
 /** "2026-07-01 10:00 UTC" in a <time> element (the page's script shows it in the browser's zone). */
