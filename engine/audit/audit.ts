@@ -317,7 +317,7 @@ export async function appendAudit(repo: Repository, input: AuditInput): Promise<
     await repo.remote.put(name, sealed)
     return { ...entry, id, name, signature: input.signingKey ? decodeAuditPlaintext(plain, name).signature : null }
   }
-  throw new RemoteError(`could not append to the audit trail after ${MAX_ATTEMPTS} attempts (too many concurrent writers)`, { transient: true })
+  throw new RemoteError(`could not append to the audit trail after ${MAX_ATTEMPTS} attempts: every sequence number it tried was taken (many writers at once, or a listing of audit/ that lags behind its writes)`, { transient: true })
 }
 
 /**
