@@ -21,6 +21,7 @@ import { FaultyRemote } from '../remote/wrappers/faulty.js'
 import { Repository } from '../repo/index.js'
 import { restore } from '../restore/index.js'
 import { loadSnapshot } from '../snapshot/index.js'
+import { SnapshotView } from '../vfs/index.js'
 import { makeTestRepo, seededBytes, writeTree } from '../testing/test-repo.js'
 import { verify } from '../verify/index.js'
 import { forget, prune } from './index.js'
@@ -118,3 +119,44 @@ t.test('a backup reuses the unused part of a pack a prune repacks meanwhile: rea
   const waiting = new Set((await listPrunePlans(p)).flatMap((x) => [...x.doc.repacked, ...x.doc.delete]))
   t.same(v2.findings.filter((x) => !(x.kind === 'unindexed_pack' && waiting.has(x.object ?? ''))), [], 'no findings but packs a pending plan names')
 })
+
+t.test('a long-lived reader (the WebDAV view) keeps reading files after a prune moved their blobs and deleted the old packs', async (t: Test) => {
+  const dir = t.testdir()
+  const tr = await makeTestRepo(dir) // 1 MiB packs
+  const src = join(dir, 'src')
+  const keep = randomData('keep', 0.4 * MiB)
+  writeTree(src, { 'big.bin': randomData('gone', 0.6 * MiB), 'keep.bin': keep })
+  await backup(tr.repo, { ...who, paths: [src], now: () => new Date(Date.now() - 2 * HOUR) })
+  rmSync(join(src, 'big.bin'))
+  const kept = await backup(tr.repo, { ...who, paths: [src], now: () => new Date(Date.now() - HOUR) })
+  // The reader: its own cache, synced now, before the prune.
+  const reader = await Repository.open(await LocalRemote.open({ path: tr.repoDir }), { password: tr.password, cacheDir: join(dir, 'reader-cache') })
+  t.teardown(() => reader.close())
+  await reader.syncIndex()
+  const view = await SnapshotView.open(reader)
+  const top = (await view.list([])).map((e) => e.name.toString())
+  t.ok(top.length > 0, `the view lists ${top.join(', ')}`)
+  // forget the first snapshot, prune at once: the shared pack is repacked and the old one deleted.
+  await forget(tr.repo, { policy: { last: 1 }, keepOldest: false, now: () => new Date() })
+  const r = await prune(tr.repo, { ...pruner, now: () => new Date(), safetyDelayMs: 0 })
+  t.ok(r.freed.packs >= 1 && (r.marked?.repacked.packs ?? 0) >= 1, `the prune repacked and deleted (${r.freed.packs} packs freed)`)
+  // The reader's index still names the deleted pack; reading the file finds it moved.
+  const file = await view.openFile(await findFile(view, 'keep.bin'))
+  const parts: Buffer[] = []
+  for await (const b of file.read(0, keep.length)) parts.push(b)
+  const got = Buffer.concat(parts)
+  t.ok(got.equals(keep), `keep.bin reads byte-identical through the old cache (${got.length} bytes), from snapshot ${kept.id!.slice(0, 8)}`)
+})
+
+/** The path of the first file named `name` in the view (depth first). */
+async function findFile(view: SnapshotView, name: string, at: Buffer[] = []): Promise<Buffer[]> {
+  for (const e of await view.list(at)) {
+    const p = [...at, e.name]
+    if (e.type === 'file' && e.name.toString() === name) return p
+    if (e.type === 'dir') {
+      const found = await findFile(view, name, p).catch(() => null)
+      if (found) return found
+    }
+  }
+  throw new Error(`${name} not found`)
+}

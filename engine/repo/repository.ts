@@ -317,10 +317,45 @@ export class Repository {
 
   /** Loads one blob's plaintext, checking authentication and its id. Throws NotFoundError or IntegrityError. */
   async loadBlob(id: string): Promise<Buffer> {
-    const loc = this.cache.getBlob(id)
+    const before = this.cache.getBlob(id)
+    try {
+      return await this.loadBlobAt(id, before)
+    } catch (err) {
+      if (!isNotFound(err)) throw err
+      // A long-lived reader (the WebDAV view, the daemon) may hold an index older than a prune's: a repack
+      // moved the blob and a sweep deleted the old pack, or another host indexed it since. Sync once (shared,
+      // at most every few seconds) and read again if the index now says something else.
+      await this.resyncAfterMiss()
+      const after = this.cache.getBlob(id)
+      if (!after || (before && after.packId === before.packId && after.offset === before.offset)) throw err
+      return await this.loadBlobAt(id, after)
+    }
+  }
+
+  private async loadBlobAt(id: string, loc: BlobLocation | undefined): Promise<Buffer> {
     if (!loc) throw new NotFoundError(`blob ${id}`, `blob ${id} is not in the index (run 'coldstore repair index' if packs were added elsewhere)`)
     const sealed = await this.remote.get(packObjectName(packKindOf(loc.type), loc.packId), { offset: loc.offset, length: loc.length })
     return this.decodeAndCheck(sealed, id, loc)
+  }
+
+  private missSync: Promise<void> | null = null
+  private missSyncedAt = -Infinity
+
+  /** syncIndex for a read that missed: concurrent misses share one; none again within 5 s of the last. */
+  private async resyncAfterMiss(): Promise<void> {
+    if (this.missSync) return this.missSync
+    if (Date.now() - this.missSyncedAt < 5000) return
+    this.missSync = (async () => {
+      try {
+        await this.syncIndex()
+      } catch {
+        // A damaged or unreadable index object: the miss itself is what the caller reports.
+      } finally {
+        this.missSyncedAt = Date.now()
+        this.missSync = null
+      }
+    })()
+    return this.missSync
   }
 
   /** Opens, decompresses and id-checks a blob read from `loc`. */
