@@ -8,10 +8,9 @@
  */
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createCipheriv } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs'
-import { join, relative } from 'node:path'
-import { seededBytes, writeTree } from '../engine/testing/test-repo.js'
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { seededBytes, writeTree, readTree, randomData } from '../engine/testing/test-repo.js'
 import { CLI, ROOT, ensureBuilt } from './testing/build.js'
 
 const PASSWORD = 'correct horse battery staple'
@@ -82,20 +81,6 @@ function listing(dir: string, sub = ''): string[] {
     else out.push(`${p} ${st.size}`)
   }
   return out.sort()
-}
-
-function readTree(dir: string, base = dir, out = new Map<string, Buffer>()): Map<string, Buffer> {
-  for (const x of readdirSync(dir)) {
-    const p = join(dir, x)
-    if (statSync(p).isDirectory()) readTree(p, base, out)
-    else out.set(relative(base, p), readFileSync(p))
-  }
-  return out
-}
-
-/** Incompressible seeded bytes, fast (AES-CTR keystream). */
-function randomData(seed: string, length: number): Buffer {
-  return createCipheriv('aes-256-ctr', seededBytes(seed, 32), Buffer.alloc(16)).update(Buffer.alloc(length))
 }
 
 async function init(t: Test, r: Repo): Promise<void> {

@@ -5,12 +5,11 @@
  */
 import t, { type Test } from 'tap'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { createCipheriv } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
-import { seededBytes, seededText, writeTree } from '../engine/testing/test-repo.js'
+import { seededBytes, seededText, writeTree, randomData } from '../engine/testing/test-repo.js'
 import { CLI, ensureBuilt } from './testing/build.js'
 
 const PASSWORD = 'correct horse battery staple'
@@ -292,11 +291,6 @@ t.test('bad input: clear errors, exit 2, nothing written', async (t) => {
   exits(t, noPw, 2, 'no password to create the repository')
   t.match(noPw.stderr, /a password is needed to create the repository/)
 })
-
-/** Seeded incompressible bytes, fast (AES-CTR keystream). */
-function randomData(seed: string, length: number): Buffer {
-  return createCipheriv('aes-256-ctr', seededBytes(seed, 32), Buffer.alloc(16)).update(Buffer.alloc(length))
-}
 
 t.test('a freeze killed mid-run shows as interrupted in status; resume completes it without uploading again', async (t) => {
   const { dir, env } = sandbox(t)

@@ -11,7 +11,6 @@
  */
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { createCipheriv } from 'node:crypto'
 import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, truncateSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,7 +21,7 @@ import { loadSnapshot } from '../snapshot/index.js'
 import { LocalRemote } from '../remote/index.js'
 import { FaultyRemote } from '../remote/wrappers/faulty.js'
 import { Repository } from '../repo/index.js'
-import { makeTestRepo, seededBytes, writeTree, seededRandom } from '../testing/test-repo.js'
+import { makeTestRepo, writeTree, seededRandom, randomData } from '../testing/test-repo.js'
 import type { SnapshotStats } from '../snapshot/index.js'
 
 const childScript = fileURLToPath(new URL('../testing/crash-child.ts', import.meta.url))
@@ -31,12 +30,6 @@ const loaderArgs = process.execArgv.filter((a) => a.includes('@tapjs/typescript'
 
 /** Seeded PRNG: the same choices on every run. */
 const rng = seededRandom
-
-/** Seeded incompressible bytes, fast (AES-256-CTR keystream; seededBytes is too slow for tens of MB). */
-function randomData(seed: string, length: number): Buffer {
-  const c = createCipheriv('aes-256-ctr', seededBytes(seed, 32), Buffer.alloc(16))
-  return c.update(Buffer.alloc(length))
-}
 
 /** Seeded text-like bytes (compressible), fast. */
 function textData(seed: number, length: number): Buffer {

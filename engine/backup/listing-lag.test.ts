@@ -32,9 +32,8 @@
  *   taken by a concurrent writer), never a fork; once the listing catches up the next append chains on.
  */
 import t, { type Test } from 'tap'
-import { createCipheriv } from 'node:crypto'
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { existsSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { backup, type BackupResult } from './index.js'
 import { appendAudit, verifyAudit } from '../audit/index.js'
 import { RemoteError } from '../errors.js'
@@ -45,27 +44,13 @@ import { FaultyRemote } from '../remote/wrappers/faulty.js'
 import { Repository } from '../repo/index.js'
 import { restore } from '../restore/index.js'
 import { loadSnapshot } from '../snapshot/index.js'
-import { makeTestRepo, seededBytes, seededText, writeTree } from '../testing/test-repo.js'
+import { makeTestRepo, seededText, writeTree, readTree, randomData } from '../testing/test-repo.js'
 import { verify } from '../verify/index.js'
 
 const MiB = 1024 * 1024
 const HOUR = 3_600_000
 const who = { hostname: 'h', username: 'u', program: 'test', workers: 1 }
 const pruner = { host: 'pruner', username: 'tester', program: 'test' }
-
-/** Seeded incompressible bytes, fast (AES-256-CTR keystream). */
-function randomData(seed: string, length: number): Buffer {
-  return createCipheriv('aes-256-ctr', seededBytes(seed, 32), Buffer.alloc(16)).update(Buffer.alloc(length))
-}
-
-function readTree(dir: string, base = dir, out = new Map<string, Buffer>()): Map<string, Buffer> {
-  for (const n of readdirSync(dir)) {
-    const p = join(dir, n)
-    if (statSync(p).isDirectory()) readTree(p, base, out)
-    else out.set(relative(base, p), readFileSync(p))
-  }
-  return out
-}
 
 /** A repository over a FaultyRemote over a local remote; every Repository opened on it is closed at teardown. */
 async function setup(t: Test): Promise<{ dir: string; src: string; faulty: FaultyRemote; open(cache: string): Promise<Repository>; close(r: Repository): Promise<void> }> {

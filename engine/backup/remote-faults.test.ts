@@ -10,7 +10,6 @@
  *   the failed run had stored.
  */
 import t, { type Test } from 'tap'
-import { createCipheriv } from 'node:crypto'
 import { lstatSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { backup } from './index.js'
@@ -27,15 +26,10 @@ import { DEFAULT_RETRY, type RetryEvent } from '../remote/wrappers/retrying.js'
 import { RemoteTimeoutError } from '../remote/wrappers/timeout.js'
 import { Repository } from '../repo/index.js'
 import { HangClock, ManualClock } from '../testing/manual-clock.js'
-import { makeTestRepo, seededBytes, seededRandom, seededText, writeTree } from '../testing/test-repo.js'
+import { makeTestRepo, seededRandom, seededText, writeTree, randomData } from '../testing/test-repo.js'
 
 const MiB = 1024 * 1024
 const opts = { hostname: 'h', username: 'u', program: 'test', now: () => new Date('2026-03-02T00:00:00Z'), workers: 1 }
-
-/** Seeded incompressible bytes, fast (AES-256-CTR keystream). */
-function randomData(seed: string, length: number): Buffer {
-  return createCipheriv('aes-256-ctr', seededBytes(seed, 32), Buffer.alloc(16)).update(Buffer.alloc(length))
-}
 
 /** ~6 MB: random and text files, small files. With 1 MiB packs: several data packs. */
 function writeSource(dir: string): void {

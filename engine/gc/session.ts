@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { readFileSync, readlinkSync } from 'node:fs'
+import { currentBootId, currentPidNamespace, processStartTime } from '../proc.js'
 import { isNotFound } from '../errors.js'
 import { packObjectName } from '../pack/index.js'
 import { forEachLimit, type Repository } from '../repo/index.js'
@@ -217,43 +217,12 @@ export async function beginWrite(repo: Repository, o: SessionOwner & { dryRun?: 
 
 /** Boot id, pid namespace and start time of this process (Linux), or nothing where /proc lacks them. */
 function ownIdentity(): Pick<LockDoc, 'boot_id' | 'pid_ns' | 'proc_start'> {
-  const boot = bootId()
-  const ns = pidNamespace()
+  const boot = currentBootId()
+  const ns = currentPidNamespace()
   const start = processStartTime(process.pid)
   return boot && ns && start ? { boot_id: boot, pid_ns: ns, proc_start: start } : {}
 }
 
-let bootIdCache: string | null | undefined
-function bootId(): string | null {
-  if (bootIdCache === undefined) {
-    try {
-      bootIdCache = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null
-    } catch {
-      bootIdCache = null
-    }
-  }
-  return bootIdCache
-}
-
-function pidNamespace(): string | null {
-  try {
-    return readlinkSync('/proc/self/ns/pid')
-  } catch {
-    return null
-  }
-}
-
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or null. */
-function processStartTime(pid: number): string | null {
-  let text: string
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  } catch {
-    return null
-  }
-  // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
-  return text.slice(text.lastIndexOf(')') + 2).split(' ')[19] ?? null
-}
 
 /**
  * True only when the lock says where its owner runs, that is here (this boot, this pid namespace), and no
@@ -262,7 +231,7 @@ function processStartTime(pid: number): string | null {
  */
 function ownerIsGone(doc: LockDoc): boolean {
   if (!doc.boot_id || !doc.pid_ns || !doc.proc_start) return false
-  if (doc.boot_id !== bootId() || doc.pid_ns !== pidNamespace()) return false
+  if (doc.boot_id !== currentBootId() || doc.pid_ns !== currentPidNamespace()) return false
   try {
     process.kill(doc.pid, 0)
   } catch (err) {

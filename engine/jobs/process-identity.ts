@@ -3,35 +3,8 @@
  * id and the process's start time, so a pid reused after a crash or a reboot (or in a new container) is not
  * taken for the old process.
  */
-import { readFileSync } from 'node:fs'
+import { currentBootId, processStartTime } from '../proc.js'
 import type { ProcessIdentity } from './events.js'
-
-let bootId: string | null | undefined
-
-/** This machine's boot id, or null where /proc does not have it. */
-export function currentBootId(): string | null {
-  if (bootId === undefined) {
-    try {
-      bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null
-    } catch {
-      bootId = null
-    }
-  }
-  return bootId
-}
-
-/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or null. */
-export function processStartTime(pid: number): string | null {
-  let text: string
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  } catch {
-    return null
-  }
-  // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
-  return rest[19] ?? null
-}
 
 /** The identity of process `pid` on this machine (default: this process). */
 export function processIdentity(host: string, pid: number = process.pid): ProcessIdentity {

@@ -13,15 +13,15 @@
 import t, { type Test } from 'tap'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { existsSync, readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { backup } from '../backup/index.js'
 import { listLocks } from '../gc/index.js'
 import { Repository } from '../repo/index.js'
 import { restore } from '../restore/index.js'
 import { listSnapshots } from '../snapshot/index.js'
-import { makeTestRepo, seededBytes, writeTree, type TestRepo } from '../testing/test-repo.js'
+import { makeTestRepo, seededBytes, writeTree, type TestRepo, readTree } from '../testing/test-repo.js'
 import { verify } from '../verify/index.js'
 import { forget, prune } from './index.js'
 
@@ -32,15 +32,6 @@ let n = 0
 const HOUR = 3_600_000
 const pruner = { host: 'pruner', username: 'tester', program: 'coldstore test' }
 const expected = new Map<string, Map<string, Buffer>>()
-
-function readTree(dir: string, base = dir, out = new Map<string, Buffer>()): Map<string, Buffer> {
-  for (const x of readdirSync(dir)) {
-    const p = join(dir, x)
-    if (statSync(p).isDirectory()) readTree(p, base, out)
-    else out.set(relative(base, p), readFileSync(p))
-  }
-  return out
-}
 
 function packs(repoDir: string): string[] {
   const out: string[] = []

@@ -10,15 +10,15 @@
  * Concurrency with writers in other processes is in concurrent.test.ts.
  */
 import t, { type Test } from 'tap'
-import { readFileSync, readdirSync, statSync, writeFileSync, rmSync, existsSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { readdirSync, statSync, writeFileSync, rmSync, existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { backup } from '../backup/index.js'
 import { freeze } from '../freeze/index.js'
 import { LocalRemote, type Remote } from '../remote/index.js'
 import { Repository } from '../repo/index.js'
 import { restore } from '../restore/index.js'
 import { listSnapshots, loadSnapshot, saveSnapshot } from '../snapshot/index.js'
-import { makeTestRepo, seededBytes, writeTree, type TestRepo } from '../testing/test-repo.js'
+import { makeTestRepo, seededBytes, writeTree, type TestRepo, readTree } from '../testing/test-repo.js'
 import { verify } from '../verify/index.js'
 import { listPrunePlans, RepoSession } from '../gc/index.js'
 import { forget, prune, type PruneOptions, type PruneReport } from './index.js'
@@ -32,15 +32,6 @@ const pruner = { host: 'pruner', username: 'tester', program: 'coldstore test' }
 
 /** Source trees as they were at each snapshot, to compare restores with. */
 const expected = new Map<string, Map<string, Buffer>>()
-
-function readTree(dir: string, base = dir, out = new Map<string, Buffer>()): Map<string, Buffer> {
-  for (const n of readdirSync(dir)) {
-    const p = join(dir, n)
-    if (statSync(p).isDirectory()) readTree(p, base, out)
-    else out.set(relative(base, p), readFileSync(p))
-  }
-  return out
-}
 
 async function fresh(t: Test): Promise<TestRepo & { dir: string }> {
   const dir = join(root, `r${++dirs}`)

@@ -11,9 +11,8 @@
  * The backup is held (FaultyRemote: a delay on its snapshot object's put) while the prune marks.
  */
 import t, { type Test } from 'tap'
-import { createCipheriv } from 'node:crypto'
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { existsSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { backup } from '../backup/index.js'
 import { listPrunePlans } from '../gc/index.js'
 import { LocalRemote } from '../remote/index.js'
@@ -22,7 +21,7 @@ import { Repository } from '../repo/index.js'
 import { restore } from '../restore/index.js'
 import { loadSnapshot } from '../snapshot/index.js'
 import { SnapshotView } from '../vfs/index.js'
-import { makeTestRepo, seededBytes, writeTree } from '../testing/test-repo.js'
+import { makeTestRepo, writeTree, readTree, randomData } from '../testing/test-repo.js'
 import { verify } from '../verify/index.js'
 import { forget, prune } from './index.js'
 
@@ -30,19 +29,6 @@ const MiB = 1024 * 1024
 const HOUR = 3_600_000
 const who = { hostname: 'h', username: 'u', program: 'test', workers: 1 }
 const pruner = { host: 'pruner', username: 'tester', program: 'test' }
-
-function randomData(seed: string, length: number): Buffer {
-  return createCipheriv('aes-256-ctr', seededBytes(seed, 32), Buffer.alloc(16)).update(Buffer.alloc(length))
-}
-
-function readTree(dir: string, base = dir, out = new Map<string, Buffer>()): Map<string, Buffer> {
-  for (const n of readdirSync(dir)) {
-    const p = join(dir, n)
-    if (statSync(p).isDirectory()) readTree(p, base, out)
-    else out.set(relative(base, p), readFileSync(p))
-  }
-  return out
-}
 
 t.test('a backup reuses the unused part of a pack a prune repacks meanwhile: readers find it at once, the sweep keeps it', async (t: Test) => {
   const dir = t.testdir()

@@ -2,8 +2,9 @@
  * Test helpers (not exported from engine/index.ts): a repository in a temp
  * dir with cheap key derivation and small chunks, and seeded test data.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { createCipheriv } from 'node:crypto'
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { join, relative } from 'node:path'
 import { keyedHash } from '../hash/index.js'
 import { TEST_KDF } from '../crypto/index.js'
 import { LocalRemote } from '../remote/index.js'
@@ -87,4 +88,19 @@ export function seededRandom(seed: number): () => number {
     x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296
   }
+}
+
+/** Seeded incompressible bytes, fast (an AES-256-CTR keystream): for data that must not deduplicate or compress. */
+export function randomData(seed: string, length: number): Buffer {
+  return createCipheriv('aes-256-ctr', seededBytes(seed, 32), Buffer.alloc(16)).update(Buffer.alloc(Math.floor(length)))
+}
+
+/** Every regular file below `dir`, by path relative to it, with its bytes (for comparing restores). */
+export function readTree(dir: string, base = dir, out = new Map<string, Buffer>()): Map<string, Buffer> {
+  for (const n of readdirSync(dir)) {
+    const p = join(dir, n)
+    if (statSync(p).isDirectory()) readTree(p, base, out)
+    else out.set(relative(base, p), readFileSync(p))
+  }
+  return out
 }
