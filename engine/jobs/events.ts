@@ -141,7 +141,11 @@ export interface FinishedEvent extends Base {
   exit_code: number
 }
 
-/** A run that did not start: the job was already running (in another process, or another daemon). */
+/**
+ * A run that did not start: the job was already running (in another process, or another daemon), or
+ * (`reason: 'done'`, scheduled runs only) another process already ran this scheduled time: two daemons on
+ * one configuration run each fire time once. `holder` is then the process that ran it.
+ */
 export interface SkippedEvent extends Base {
   type: 'skipped'
   run: string
@@ -149,7 +153,7 @@ export interface SkippedEvent extends Base {
   kind: RunKind
   trigger: RunTrigger
   scheduled_for: string | null
-  reason: 'running'
+  reason: 'running' | 'done'
   holder: (ProcessIdentity & { run: string | null; since: string }) | null
 }
 

@@ -34,7 +34,7 @@ export function formatJournalEvent(e: JournalEvent): string {
       return `${t}  ${e.job}: run ${e.run} ${e.result} after ${(e.duration_ms / 1000).toFixed(1)} s${e.snapshot ? `, snapshot ${e.snapshot.slice(0, 8)}` : ''}${what}${e.error ? ` (${e.error})` : ''}`
     }
     case 'skipped':
-      return `${t}  ${e.job}: ${e.kind} run ${e.run} skipped: already running${e.holder ? ` (pid ${e.holder.pid}${e.holder.run ? `, run ${e.holder.run}` : ''})` : ''}`
+      return `${t}  ${e.job}: ${e.kind} run ${e.run} skipped: ${e.reason === 'done' ? `already run for ${e.scheduled_for}` : 'already running'}${e.holder ? ` (pid ${e.holder.pid}${e.holder.run ? `, run ${e.holder.run}` : ''})` : ''}`
     case 'missed':
       return `${t}  ${e.job}: missed ${e.count} scheduled ${e.kind === 'check' ? 'check' : 'run'}${e.count === 1 ? '' : 's'} (${e.scheduled_for[0]}${e.count > 1 ? ` … ${e.latest}` : ''}); ${e.policy === 'run' ? 'running once' : 'not run'}`
     case 'daemon':

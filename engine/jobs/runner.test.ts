@@ -207,6 +207,24 @@ t.test('overlap: a second run is skipped (or waits with wait:), naming the holde
   t.ok(finishedFirst < startedThird, 'never at once')
 })
 
+t.test('a scheduled time runs once: a second process asking after the first finished finds it run', async (t) => {
+  const e = await env(t)
+  const job = jobOf(`jobs:\n  daily:\n    sources: [${e.src}]\n    repo: /unused\n`, 'daily')
+  const at = new Date('2026-05-10T03:00:00Z')
+  const first = await runJob(opts(e, job, { runId: '20260510T030000Z-00000a', trigger: 'schedule', scheduledFor: at }))
+  t.equal(first.result, 'success', 'the first daemon runs the 03:00 backup')
+  const second = await runJob(opts(e, job, { runId: '20260510T030000Z-00000b', trigger: 'schedule', scheduledFor: at }))
+  t.equal(second.result, 'skipped', 'the second, after the first released the lock, does not run it again')
+  t.equal(second.exitCode, 5)
+  const skipped = e.events.find((x) => x.type === 'skipped')
+  t.ok(skipped?.type === 'skipped' && skipped.reason === 'done' && skipped.holder?.run === '20260510T030000Z-00000a', 'it names the run that ran it')
+  const later = await runJob(opts(e, job, { runId: '20260511T030000Z-00000c', trigger: 'schedule', scheduledFor: new Date('2026-05-11T03:00:00Z') }))
+  t.equal(later.result, 'success', 'the next fire time runs')
+  const manual = await runJob(opts(e, job, { runId: '20260511T030000Z-00000d' }))
+  t.equal(manual.result, 'success', 'a manual run is never taken for a scheduled one')
+  t.equal((await listSnapshots(e.tr.repo)).length, 3)
+})
+
 t.test('a stop (SIGTERM) mid-run: interrupted, post-hooks still run, lock released', async (t) => {
   const e = await env(t)
   const job = jobOf(`jobs:\n  j:\n    sources: [${e.src}]\n    repo: /unused\n    retries: 2\n    pre_hook: "echo waiting; sleep 60"\n    post_hook: "echo post $COLDSTORE_RESULT > ${e.dir}/post"\n`, 'j')

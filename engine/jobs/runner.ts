@@ -9,7 +9,7 @@ import type { JobDefinition } from '../config/index.js'
 import { ConfigError, FormatError, InterruptedError, KeyError, NotFoundError, PasswordError, UsageError } from '../errors.js'
 import type { Clock } from './clock.js'
 import type {
-  CheckOutcome, FinishedEvent, JournalEvent, JournalEventInput, RetentionOutcome, RunKind, RunPhase, RunResult, RunStats, RunTrigger, SkippedEvent,
+  CheckOutcome, FinishedEvent, JournalEvent, JournalEventInput, RetentionOutcome, RunKind, RunPhase, RunResult, RunStats, RunTrigger, SkippedEvent, StartedEvent,
 } from './events.js'
 import { runHook } from './hooks.js'
 import type { Journal } from './journal.js'
@@ -162,6 +162,21 @@ export async function runJob(o: RunJobOptions): Promise<RunOutcome> {
       return { run: o.runId, result: 'skipped', exitCode: o.exitCode('skipped', null), error: null, event: null }
     }
     lock = a.lock
+  }
+
+  // A scheduled time runs once: another daemon on this configuration may have run it and released the lock
+  // before this one asked for it. Its `started` event (written while it held the lock) says so.
+  if (scheduledFor !== null) {
+    const done = await startedElsewhere(journal, job.name, o.kind, scheduledFor, o.runId)
+    if (done) {
+      await lock.release()
+      await write({
+        ...base, type: 'skipped', kind: o.kind, trigger: o.trigger, scheduled_for: scheduledFor, reason: 'done',
+        holder: { pid: done.pid, host: done.host, boot_id: done.boot_id, proc_start: done.proc_start, run: done.run, since: done.t },
+      })
+      await flush()
+      return { run: o.runId, result: 'skipped', exitCode: o.exitCode('skipped', null), error: null, event: null }
+    }
   }
 
   const startedAt = o.clock.now()
@@ -355,4 +370,16 @@ export async function runJob(o: RunJobOptions): Promise<RunOutcome> {
     if (o.signal.aborted) throw new InterruptedError('stopped')
     return { outcome, check: null, postWarning }
   }
+}
+
+/** The `started` event of another run of `job` for the fire time `scheduledFor`, from that day's journal on. */
+async function startedElsewhere(journal: Journal, job: string, kind: RunKind, scheduledFor: string, self: string): Promise<StartedEvent | null> {
+  const day = scheduledFor.slice(0, 10)
+  for (const f of await journal.files()) {
+    if (f.day < day) continue
+    for await (const e of journal.read(f)) {
+      if (e.type === 'started' && e.job === job && e.kind === kind && e.scheduled_for === scheduledFor && e.run !== self) return e
+    }
+  }
+  return null
 }

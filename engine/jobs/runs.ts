@@ -74,7 +74,8 @@ export function summarizeRuns(events: Iterable<JournalEvent>, alive: (p: Process
         r.finished = e.t
         r.duration_ms = 0
         r.exit_code = 5
-        r.error = e.holder ? `already running (pid ${e.holder.pid} on ${e.holder.host}${e.holder.run ? `, run ${e.holder.run}` : ''}, since ${e.holder.since})` : 'already running'
+        const what = e.reason === 'done' ? `already run for ${e.scheduled_for}` : 'already running'
+        r.error = e.holder ? `${what} (pid ${e.holder.pid} on ${e.holder.host}${e.holder.run ? `, run ${e.holder.run}` : ''}, since ${e.holder.since})` : what
       }
       runs.set(e.run, r)
       continue
