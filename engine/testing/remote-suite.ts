@@ -84,7 +84,7 @@ export async function runRemoteSuite(t: Test, makeRemote: MakeRemote): Promise<v
     for (const c of cases) {
       const got = await remote.get(c.name)
       t.ok(Buffer.isBuffer(got), `${c.name}: get returns a Buffer`)
-      t.ok(got.equals(c.data), `${c.name}: same bytes (${c.data.length})`)
+      t.ok(got.equals(c.data), `${c.name}: same bytes (${c.data.length})`, got.equals(c.data) ? {} : { diag: differs(got, c.data) })
       const info = await remote.stat(c.name)
       t.same({ name: info.name, size: info.size }, { name: c.name, size: c.data.length }, `${c.name}: stat`)
       // Kinds with storage classes report one; nothing else may be added.
@@ -356,4 +356,12 @@ export async function runRemoteSuite(t: Test, makeRemote: MakeRemote): Promise<v
     await rejectsWith(t, bad.commit('../escape'), TypeError, 'commit under an invalid name')
     t.same(await names(remote, ''), ['data/ab/whole', 'meta/00/empty'], 'a failed commit leaves nothing')
   })
+}
+
+/** Where two byte strings part (for a failed comparison's diagnostics: a flaky mismatch is seen once). */
+function differs(got: Uint8Array, want: Uint8Array): { got_length: number; want_length: number; first_difference: number; got_bytes: string; want_bytes: string } {
+  let i = 0
+  while (i < got.length && i < want.length && got[i] === want[i]) i++
+  const hex = (b: Uint8Array): string => Buffer.from(b.subarray(Math.max(0, i - 8), i + 24)).toString('hex')
+  return { got_length: got.length, want_length: want.length, first_difference: i, got_bytes: hex(got), want_bytes: hex(want) }
 }
