@@ -72,13 +72,16 @@ async function rejectsWith(t: Test, promise: Promise<unknown>, cls: ErrorClass, 
 export async function runRemoteSuite(t: Test, makeRemote: MakeRemote): Promise<void> {
   await t.test('put then get and stat return the same bytes', async (t) => {
     const remote = await open(t, makeRemote)
+    // A view 100 bytes into a Buffer of its own. (Relative to `.buffer` alone it would point into Node's shared
+    // allocation pool, at bytes other code may overwrite: the test then compared against moving data.)
+    const backing = bytes(1000, 4)
     const cases: { name: string; data: Uint8Array }[] = [
       { name: 'config', data: bytes(300, 1) },
       { name: 'data/ab/ab0123', data: bytes(4096, 2) },
       { name: 'empty', data: Buffer.alloc(0) },
       { name: 'big/five-mib', data: bytes(5 * MiB, 3) },
       // A plain Uint8Array, not a Buffer: callers hand over views of larger buffers.
-      { name: 'view', data: new Uint8Array(bytes(1000, 4).buffer, 100, 500) },
+      { name: 'view', data: new Uint8Array(backing.buffer, backing.byteOffset + 100, 500) },
     ]
     for (const c of cases) await remote.put(c.name, c.data)
     for (const c of cases) {
