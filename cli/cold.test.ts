@@ -9,7 +9,6 @@
  * request is forwarded to s3rver, which stores the bytes. The gateway's request log shows which objects
  * each command touched.
  */
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
@@ -18,30 +17,15 @@ import { seededBytes, seededText, writeTree } from '../engine/testing/test-repo.
 import { startGateway } from '../engine/remote/s3/testing/gateway.js'
 import { haveServer, newBucketName } from '../engine/remote/s3/testing/s3-server.js'
 import { s3rverMissing, startS3rver } from '../engine/remote/s3/testing/s3rver.js'
-import { CLI, ROOT, ensureBuilt } from './testing/build.js'
+import { ROOT, ensureBuilt } from './testing/build.js'
+import { exits, runCli, type CliResult } from './testing/harness.js'
 
 ensureBuilt(t)
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+type Run = CliResult
 
 function cli(args: readonly string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 })
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (d: Buffer) => out.push(d))
-    child.stderr.on('data', (d: Buffer) => err.push(d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }))
-  })
-}
-
-function exits(t: Test, r: Run, code: number, what: string): boolean {
-  return t.equal(r.code, code, `${what}: exit ${code}`, r.code === code ? {} : { stdout: r.stdout.slice(0, 3000), stderr: r.stderr.slice(0, 3000) })
+  return runCli(args, { env, cwd: ROOT, timeoutMs: 300_000 })
 }
 
 function digests(root: string): Record<string, string> {

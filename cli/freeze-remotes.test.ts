@@ -7,7 +7,6 @@
  *   legal hold, refused deletes) as AWS does; no local S3 server honours Object Lock.
  */
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { chmodSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3'
@@ -17,26 +16,15 @@ import { haveServer } from '../engine/remote/s3/testing/s3-server.js'
 import { s3rverMissing, startS3rver } from '../engine/remote/s3/testing/s3rver.js'
 import { sshdMissing, startSshd } from '../engine/remote/sftp/testing/sshd.js'
 import { seededText, writeTree } from '../engine/testing/test-repo.js'
-import { CLI, ensureBuilt } from './testing/build.js'
+import { ensureBuilt } from './testing/build.js'
+import { exits, runCli, type CliResult } from './testing/harness.js'
 
 ensureBuilt(t)
 
-interface Result { code: number | null; stdout: string; stderr: string }
+type Result = CliResult
 
 function run(args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 })
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (d: Buffer) => out.push(d))
-    child.stderr.on('data', (d: Buffer) => err.push(d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }))
-  })
-}
-
-function exits(t: Test, r: Result, code: number, what: string): boolean {
-  return t.equal(r.code, code, `${what}: exit ${code}`, r.code === code ? {} : { stdout: r.stdout.slice(0, 3000), stderr: r.stderr.slice(0, 3000) })
+  return runCli(args, { env, cwd, timeoutMs: 240_000 })
 }
 
 /** A small project (not a git repository: the golden path with git is cli/freeze.test.ts). */

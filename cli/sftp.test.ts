@@ -5,34 +5,18 @@
  * and the message of a refused host key.
  */
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fingerprint } from '../engine/remote/sftp/known-hosts.js'
 import { sshdMissing, startSshd } from '../engine/remote/sftp/testing/sshd.js'
 import { seededBytes, seededText, writeTree } from '../engine/testing/test-repo.js'
-import { CLI, ROOT, ensureBuilt } from './testing/build.js'
+import { ROOT, ensureBuilt } from './testing/build.js'
+import { exits, runCli, type CliResult } from './testing/harness.js'
 
-interface Result {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+type Result = CliResult
 
 function run(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (d: Buffer) => out.push(d))
-    child.stderr.on('data', (d: Buffer) => err.push(d))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }))
-  })
-}
-
-function exits(t: Test, r: Result, code: number, what: string): boolean {
-  return t.equal(r.code, code, `${what}: exit ${code}`, r.code === code ? {} : { stdout: r.stdout.slice(0, 2000), stderr: r.stderr.slice(0, 2000) })
+  return runCli(args, { env, cwd: ROOT, timeoutMs: 120_000 })
 }
 
 /** Every regular file under `dir`, relative path → bytes. */

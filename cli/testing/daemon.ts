@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline'
 import type { Test } from 'tap'
 import type { BrowserContext } from 'playwright-core'
 import { CLI, ROOT } from './build.js'
+import { exits, runCli as runHarnessCli, type CliResult } from './harness.js'
 
 export const CHROMIUM = '/usr/bin/chromium'
 
@@ -22,29 +23,12 @@ export function cliEnv(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Proc
   return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8', TZ: 'UTC', ...extra }
 }
 
-export interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** Runs the built CLI to its end. */
+/** Runs the built CLI to its end (cli/testing/harness.ts). */
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [CLI, ...args], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    const out: Buffer[] = []
-    const errs: Buffer[] = []
-    c.stdout.on('data', (d: Buffer) => out.push(d))
-    c.stderr.on('data', (d: Buffer) => errs.push(d))
-    c.on('error', reject)
-    c.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errs).toString() }))
-  })
+  return runHarnessCli(args, { env, cwd: ROOT })
 }
 
-/** Asserts an exit code, showing the output when it differs. */
-export function exits(t: Test, r: CliResult, code: number, what: string): boolean {
-  return t.equal(r.code, code, `${what}: exit ${code}`, r.code === code ? {} : { stdout: r.stdout.slice(0, 3000), stderr: r.stderr.slice(-3000) })
-}
+export { exits, type CliResult }
 
 /** A started CLI process whose stderr lines can be awaited. Killed at teardown. */
 export class CliProcess {
