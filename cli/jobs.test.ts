@@ -5,98 +5,19 @@
  * configuration), plus a restic job. Real processes, real temporary folders, no sleeping.
  */
 import t, { type Test } from 'tap'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { CLI, ROOT, ensureBuilt } from './testing/build.js'
+import { ensureBuilt } from './testing/build.js'
+import { CliProcess, exits, http, runCli } from './testing/daemon.js'
 
 ensureBuilt(t)
 
-interface Result {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+const run = runCli
 
 function env(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8', TZ: 'UTC', ...extra }
-}
-
-function run(args: string[], e: NodeJS.ProcessEnv): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [CLI, ...args], { env: e, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    const out: Buffer[] = []
-    const errs: Buffer[] = []
-    c.stdout.on('data', (d: Buffer) => out.push(d))
-    c.stderr.on('data', (d: Buffer) => errs.push(d))
-    c.on('error', reject)
-    c.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errs).toString() }))
-  })
-}
-
-function exits(t: Test, r: Result, code: number, what: string): void {
-  t.equal(r.code, code, `${what}: exit ${code}`, r.code === code ? {} : { stdout: r.stdout.slice(0, 3000), stderr: r.stderr.slice(0, 3000) })
-}
-
-/** A started process whose stderr lines can be awaited. */
-class Proc {
-  readonly child: ChildProcess
-  readonly lines: string[] = []
-  private waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = []
-  readonly exited: Promise<number | null>
-  stdout = ''
-  constructor(args: string[], e: NodeJS.ProcessEnv, stdin: 'pipe' | 'ignore' = 'ignore') {
-    this.child = spawn(process.execPath, [CLI, ...args], { env: e, cwd: ROOT, stdio: [stdin, 'pipe', 'pipe'] })
-    this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()))
-    createInterface({ input: this.child.stderr! }).on('line', (l) => {
-      this.lines.push(l)
-      for (const w of [...this.waiters]) {
-        const m = l.match(w.re)
-        if (m) {
-          this.waiters.splice(this.waiters.indexOf(w), 1)
-          w.resolve(m)
-        }
-      }
-    })
-    this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code)))
-  }
-
-  /** Resolves with the first stderr line (already seen or coming) matching `re`. */
-  line(re: RegExp): Promise<RegExpMatchArray> {
-    for (const l of this.lines) {
-      const m = l.match(re)
-      if (m) return Promise.resolve(m)
-    }
-    return new Promise((resolve) => this.waiters.push({ re, resolve }))
-  }
-
-  /** Resolves with the next stderr line matching `re` (not one already seen). */
-  next(re: RegExp): Promise<RegExpMatchArray> {
-    return new Promise((resolve) => this.waiters.push({ re, resolve }))
-  }
-
-  /** The first stdout line (the daemon's --json document). */
-  async firstStdoutLine(): Promise<string> {
-    for (;;) {
-      const i = this.stdout.indexOf('\n')
-      if (i >= 0) return this.stdout.slice(0, i)
-      await new Promise((r) => this.child.stdout!.once('data', r))
-    }
-  }
-}
-
-function http(method: string, url: string, o: { headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers: o.headers }, (res) => {
-      let body = ''
-      res.on('data', (d: Buffer) => (body += d.toString()))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-    })
-    req.on('error', reject)
-    req.end(o.body)
-  })
 }
 
 /** Reads a Server-Sent Events stream until its `end` event; calls `onEvent` for each journal event. */
@@ -233,12 +154,12 @@ jobs:
     repo: ${repo}
     pre_hook: "echo waiting for go; while [ ! -e ${dir}/go ]; do sleep 0.05; done"
 `)
-  const first = new Proc(['run', 'slow', ...s.base], s.env)
+  const first = new CliProcess(t, ['run', 'slow', ...s.base], s.env)
   await first.line(/waiting for go/)
   const second = await run(['run', 'slow', ...s.base], s.env)
   exits(t, second, 5, 'a second run while the first runs')
   t.match(second.stderr, /already running/)
-  const third = new Proc(['run', 'slow', '--wait', ...s.base], s.env)
+  const third = new CliProcess(t, ['run', 'slow', '--wait', ...s.base], s.env)
   await third.line(/job slow is running \(pid \d+.*\): waiting/)
   writeFileSync(join(s.dir, 'go'), '')
   t.equal(await first.exited, 0, 'the first finishes')
@@ -266,7 +187,7 @@ daemon:
   shutdown_grace: 0s
   progress_interval: 0s
 `, { COLDSTORE_TEST_CLOCK: '2026-07-01T09:30:00Z' })
-  const d = new Proc(['daemon', '--json', ...s.base], s.env, 'pipe')
+  const d = new CliProcess(t, ['daemon', '--json', ...s.base], s.env, 'pipe')
   t.teardown(() => void d.child.kill('SIGKILL'))
   const info = JSON.parse(await d.firstStdoutLine()) as { url: string; state_dir: string; jobs: string[] }
   t.same(info.jobs, ['photos', 'media'])
@@ -340,8 +261,8 @@ jobs:
 server:
   listen: 127.0.0.1:0
 `, { COLDSTORE_TEST_CLOCK: '2026-07-01T03:59:00Z' })
-  const a = new Proc(['daemon', '--json', ...s.base], s.env, 'pipe')
-  const b = new Proc(['daemon', '--json', ...s.base], s.env, 'pipe')
+  const a = new CliProcess(t, ['daemon', '--json', ...s.base], s.env, 'pipe')
+  const b = new CliProcess(t, ['daemon', '--json', ...s.base], s.env, 'pipe')
   t.teardown(() => {
     a.child.kill('SIGKILL')
     b.child.kill('SIGKILL')

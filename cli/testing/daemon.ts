@@ -76,9 +76,14 @@ export class CliProcess {
 
   /** The first stdout line (the daemon's --json document), parsed. */
   async json<T>(): Promise<T> {
+    return JSON.parse(await this.firstStdoutLine()) as T
+  }
+
+  /** The first stdout line. */
+  async firstStdoutLine(): Promise<string> {
     for (;;) {
       const i = this.stdout.indexOf('\n')
-      if (i >= 0) return JSON.parse(this.stdout.slice(0, i)) as T
+      if (i >= 0) return this.stdout.slice(0, i)
       if (this.child.exitCode !== null) throw new Error(`the process exited (${this.child.exitCode}) before printing:\n${this.lines.join('\n')}`)
       await new Promise((r) => {
         this.child.stdout!.once('data', r)
