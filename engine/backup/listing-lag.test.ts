@@ -46,35 +46,12 @@ import { restore } from '../restore/index.js'
 import { loadSnapshot } from '../snapshot/index.js'
 import { makeTestRepo, seededText, writeTree, readTree, randomData } from '../testing/test-repo.js'
 import { verify } from '../verify/index.js'
+import { faultyTestRepo } from '../testing/faulty-repo.js'
 
 const MiB = 1024 * 1024
 const HOUR = 3_600_000
 const who = { hostname: 'h', username: 'u', program: 'test', workers: 1 }
 const pruner = { host: 'pruner', username: 'tester', program: 'test' }
-
-/** A repository over a FaultyRemote over a local remote; every Repository opened on it is closed at teardown. */
-async function setup(t: Test): Promise<{ dir: string; src: string; faulty: FaultyRemote; open(cache: string): Promise<Repository>; close(r: Repository): Promise<void> }> {
-  const dir = t.testdir()
-  const tr = await makeTestRepo(dir) // 1 MiB packs, 16–256 KiB chunks
-  await tr.repo.close()
-  const faulty = new FaultyRemote(await LocalRemote.open({ path: tr.repoDir }))
-  const repos: Repository[] = []
-  t.teardown(async () => {
-    for (const r of repos) await r.close()
-    await faulty.close()
-  })
-  const open = async (cache: string): Promise<Repository> => {
-    const r = await Repository.open(faulty, { password: tr.password, cacheDir: join(dir, cache) })
-    repos.push(r)
-    await r.syncIndex()
-    return r
-  }
-  const close = async (r: Repository): Promise<void> => {
-    repos.splice(repos.indexOf(r), 1)
-    await r.close()
-  }
-  return { dir, src: join(dir, 'src'), faulty, open, close }
-}
 
 /** Restores snapshot `id` into a new folder; the errors, and whether the files equal `want`. */
 async function restored(repo: Repository, id: string, target: string, want: Map<string, Buffer>): Promise<{ errors: { path: string; message: string; blobId?: string }[]; same: boolean; files: number }> {
@@ -91,7 +68,7 @@ function putsSince(faulty: FaultyRemote, from: number, prefix: string): string[]
 }
 
 t.test('backup, restore and verify while the listing hides the last 3 objects written', async (t) => {
-  const { dir, src, faulty, open, close } = await setup(t)
+  const { dir, src, faulty, open, close } = await faultyTestRepo(t)
   writeTree(src, { 'a.bin': randomData('a', 1.2 * MiB), 'b.txt': seededText('b', 300_000), 's/x.txt': 'small' })
   faulty.addFault({ method: 'list', hideRecentWrites: 3 })
   const repo = await open('cache')
@@ -171,7 +148,7 @@ for (const how of ['writer hidden from the mark', 'plan hidden from the writer']
   for (const sweep of ['caught up', 'still lagging'] as const) {
     if (how === 'plan hidden from the writer' && sweep === 'still lagging') continue // the same limit as the case above
     t.test(`prune: ${how}; at the sweep the listing has ${sweep}`, async (t) => {
-      const { dir, src, faulty, open } = await setup(t)
+      const { dir, src, faulty, open } = await faultyTestRepo(t)
       writeTree(src, { 'big.bin': randomData('big', 1.5 * MiB), 's/x.txt': 'small' })
       const writer = await open('writer-cache')
       const p = await open('pruner-cache')
@@ -252,7 +229,7 @@ for (const how of ['writer hidden from the mark', 'plan hidden from the writer']
 }
 
 t.test('audit trail: a listing that hides the newest entry, or its claim too', async (t) => {
-  const { faulty, open } = await setup(t)
+  const { faulty, open } = await faultyTestRepo(t)
   const repo = await open('cache')
   const entry = { operation: 'verify' as const, host: 'h', username: 'u', program: 'test', now: () => new Date('2026-03-01T00:00:00Z') }
   const e1 = await appendAudit(repo, entry)

@@ -23,6 +23,7 @@ import { loadSnapshot } from '../snapshot/index.js'
 import { SnapshotView } from '../vfs/index.js'
 import { makeTestRepo, writeTree, readTree, randomData } from '../testing/test-repo.js'
 import { verify } from '../verify/index.js'
+import { faultyTestRepo } from '../testing/faulty-repo.js'
 import { forget, prune } from './index.js'
 
 const MiB = 1024 * 1024
@@ -31,21 +32,7 @@ const who = { hostname: 'h', username: 'u', program: 'test', workers: 1 }
 const pruner = { host: 'pruner', username: 'tester', program: 'test' }
 
 t.test('a backup reuses the unused part of a pack a prune repacks meanwhile: readers find it at once, the sweep keeps it', async (t: Test) => {
-  const dir = t.testdir()
-  const tr = await makeTestRepo(dir) // 1 MiB packs
-  await tr.repo.close()
-  const faulty = new FaultyRemote(await LocalRemote.open({ path: tr.repoDir }))
-  const repos: Repository[] = []
-  t.teardown(async () => {
-    for (const r of repos) await r.close()
-    await faulty.close()
-  })
-  const open = async (cache: string): Promise<Repository> => {
-    const r = await Repository.open(faulty, { password: tr.password, cacheDir: join(dir, cache) })
-    repos.push(r)
-    await r.syncIndex()
-    return r
-  }
+  const { dir, faulty, open } = await faultyTestRepo(t)
   const src = join(dir, 'src')
   const big = randomData('big', 0.6 * MiB)
   writeTree(src, { 'big.bin': big, 'keep.bin': randomData('keep', 0.3 * MiB) })
