@@ -469,6 +469,47 @@ t.test('concurrent writers on separate handles: every entry kept, one chain', as
   t.same(r.findings, [], 'no orphans')
 })
 
+t.test('a rival claim that lands over ours after our exclusive put (a store without conditional writes): ours is taken back and appended after it', async (t) => {
+  // S3 without If-None-Match is a check-then-put, which a stalled rival PUT can slip past. Simulated
+  // exactly: writer B's entry for seq 1 is made on a copy of the repository, and its claim and entry land in
+  // the real one just after writer A's exclusive claim succeeded (as A writes its entry).
+  const dir = join(root, String(++fixtures))
+  const tr = await makeTestRepo(dir)
+  await tr.repo.close()
+  const copyDir = join(dir, 'rival')
+  cpSync(tr.repoDir, copyDir, { recursive: true })
+  const rival = await Repository.open(await LocalRemote.open({ path: copyDir }), { password: tr.password, cacheDir: join(dir, 'cache-b') })
+  await appendAudit(rival, { ...who, host: 'host-b', now, operation: 'verify', summary: { writer: 'b' } })
+  await rival.close()
+  const local = await LocalRemote.open({ path: tr.repoDir })
+  let landed = false
+  const remote = new Proxy(local, {
+    get(target, prop) {
+      if (prop === 'put') {
+        return async (name: string, data: Uint8Array, options?: { exclusive?: boolean }) => {
+          if (!landed && /^audit\/\d{10}-/.test(name)) {
+            landed = true
+            for (const f of readdirSync(join(copyDir, 'audit'))) cpSync(join(copyDir, 'audit', f), join(tr.repoDir, 'audit', f))
+          }
+          return target.put(name, data, options)
+        }
+      }
+      const v: unknown = Reflect.get(target, prop, target)
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+    },
+  })
+  const repo = await Repository.open(remote, { password: tr.password, cacheDir: join(dir, 'cache-a') })
+  t.teardown(() => repo.close())
+  const mine = await appendAudit(repo, { ...who, host: 'host-a', now, operation: 'verify', summary: { writer: 'a' } })
+  t.ok(landed, 'the rival claim landed during the append')
+  t.equal(mine.seq, 2, 'ours was appended after the rival')
+  const entries = await listAudit(repo)
+  t.same(entries.map((e) => [e.seq, e.host]), [[1, 'host-b'], [2, 'host-a']], 'one chain: the rival, then ours')
+  t.same(auditFiles(tr.repoDir).length, 2, 'our entry at seq 1 was taken back')
+  const r = await verifyAudit(repo)
+  t.same(r.findings, [], 'audit --verify finds nothing: no orphan entry')
+})
+
 t.test('keys: a non-Ed25519 or malformed key is refused clearly', async (t) => {
   t.throws(() => loadAuditPrivateKey('not a key'), /not a PEM private key/)
   const { generateKeyPairSync } = await import('node:crypto')

@@ -268,7 +268,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * exists per seq and none is lost. Then it writes `audit/<seq>-<id>`. A claim
  * is final the moment it exists, so others may chain onto it at once; an
  * entry missing next to its claim (a crash between the two writes) is
- * completed by the next writer.
+ * completed by the next writer. Where the store cannot make an exclusive put
+ * atomic (S3 without conditional writes), the writer reads the claim again
+ * after writing its entry and, if a rival's claim landed over its own, deletes
+ * its entry and appends after the rival.
  */
 export async function appendAudit(repo: Repository, input: AuditInput): Promise<StoredAuditEntry> {
   if (!AUDIT_OPERATIONS.includes(input.operation)) throw new UsageError(`unknown audit operation ${JSON.stringify(input.operation)}`)
@@ -315,9 +318,28 @@ export async function appendAudit(repo: Repository, input: AuditInput): Promise<
       continue
     }
     await repo.remote.put(name, sealed)
+    // On a store without conditional writes (check-then-put) a rival claim can still land late, over
+    // ours. Read the claim once more: if it holds another entry, ours is not in the chain; take it back
+    // and append after the winner.
+    const claimNow = await repo.remote.get(auditClaimName(entry.seq)).catch(() => undefined)
+    if (claimNow && !claimNow.equals(sealed) && opens(repo, claimNow, auditClaimName(entry.seq))) {
+      await repo.remote.delete(name)
+      await sleep(5 + randomInt(20) * Math.min(1 + attempt, 10))
+      continue
+    }
     return { ...entry, id, name, signature: input.signingKey ? decodeAuditPlaintext(plain, name).signature : null }
   }
   throw new RemoteError(`could not append to the audit trail after ${MAX_ATTEMPTS} attempts: every sequence number it tried was taken (many writers at once, or a listing of audit/ that lags behind its writes)`, { transient: true })
+}
+
+/** True when `sealed` authenticates (a damaged read is not a rival's claim). */
+function opens(repo: Repository, sealed: Buffer, name: string): boolean {
+  try {
+    repo.sealer.open(sealed, name)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /**

@@ -39,6 +39,14 @@ const LIST_PREFIX = /^([A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]*$/
 const NAME = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/
 const TIERS: readonly RetrievalTier[] = ['Expedited', 'Standard', 'Bulk']
 
+/**
+ * How long a check-then-put waits between its PUT and its read-back. A rival writer whose HEAD came before
+ * our PUT lands its own PUT one round trip later; waiting this long lets that PUT land before we read, so
+ * that we see it and give way. Exclusive puts are rare (the config at init, one audit claim per command),
+ * so the wait costs little.
+ */
+export const CHECK_THEN_PUT_SETTLE_MS = 300
+
 /** Error codes (or HTTP statuses) worth retrying: throttling, server-side trouble, dropped connections. */
 const TRANSIENT_NAMES = new Set([
   'SlowDown', 'Throttling', 'ThrottlingException', 'ThrottledException', 'RequestThrottled', 'RequestThrottledException', 'TooManyRequests',
@@ -57,8 +65,9 @@ const TRANSIENT_ERRNO = new Set([
  * - `put` is one PutObject (atomic on S3: readers see the old object or the whole new one). With
  *   `exclusive` it is a conditional write (`If-None-Match: *`) on servers that honour it (AWS S3, and any
  *   server that answers a probe correctly); on servers that do not (OpenStack Swift's s3api answers 501,
- *   s3rver and others ignore the header) it is a check-then-put: HEAD, PUT, read back and compare, which
- *   catches a concurrent writer that overwrote ours, but not one whose PUT lands after our read-back.
+ *   s3rver and others ignore the header) it is a check-then-put: HEAD, PUT, wait `CHECK_THEN_PUT_SETTLE_MS`,
+ *   read back and compare, which catches a concurrent writer that overwrote ours; only a writer whose PUT
+ *   lands more than that wait after its HEAD (a stalled request) can slip past.
  * - `putFile` streams a local file with lib-storage: one PUT up to `part_size`, multipart above it. An
  *   interrupted upload is aborted (its parts deleted) and redone whole by the caller's retry.
  * - `get` of an object in GLACIER or DEEP_ARCHIVE that was not restored rejects with ArchivedError.
@@ -198,9 +207,10 @@ export class S3Remote implements Remote {
 
   /**
    * Exclusive put for servers without conditional writes: fails when the name exists, writes, then reads
-   * the object back; other bytes there mean a concurrent writer overwrote ours (it won; we report
-   * ExistsError). Two writers whose HEADs both precede the other's PUT, and whose read-backs both precede
-   * the other's PUT, both succeed: this narrows the race to a few round trips but cannot close it.
+   * the object back after `CHECK_THEN_PUT_SETTLE_MS`; other bytes there mean a concurrent writer overwrote
+   * ours (it won; we report ExistsError). Both writers succeed only if one's PUT lands more than the wait
+   * after our PUT although its HEAD came before it: a request stalled that long. The wait narrows the race
+   * to that; only a server with conditional writes closes it.
    */
   private async checkThenPut(name: string, body: Buffer): Promise<void> {
     const exists = await this.stat(name).then(() => true, (err: unknown) => {
@@ -209,6 +219,7 @@ export class S3Remote implements Remote {
     })
     if (exists) throw new ExistsError(name, `${name} already exists in ${this.properties.location}`)
     await this.putObject(name, body, false)
+    await new Promise((r) => setTimeout(r, CHECK_THEN_PUT_SETTLE_MS))
     const back = await this.get(name).catch((err: unknown) => {
       if (err instanceof NotFoundError) return undefined // deleted since: someone else is managing this name
       throw err

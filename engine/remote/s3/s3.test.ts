@@ -251,6 +251,34 @@ t.test('exclusive puts without conditional writes: a concurrent overwrite is det
   // What it cannot catch: a read-back that happens before the other writer's PUT (documented on S3Remote.put).
 })
 
+t.test('exclusive puts without conditional writes: a rival PUT that lands just after ours is seen', async (t) => {
+  if (!haveServer(t, s3rverMissing())) return
+  // The race the CLI two-writer test once lost on Swift: both writers pass their existence check, one PUT
+  // lands, and the other lands a moment (here 100 ms) later. Without a wait before the read-back the first
+  // writer reads its own bytes and both succeed; with it, the first sees the rival's bytes and gives way.
+  const gw = await startGateway(t, await s3rver(), { conditionalWrites: false })
+  const { remote } = await fresh(t, gw, { conditional_writes: 'off' })
+  const key = 'repo/audit/00000009'
+  const heads = gw.hold((e) => e.key === key && e.method === 'HEAD')
+  let putsSeen = 0
+  const second = gw.hold((e) => e.key === key && e.method === 'PUT' && ++putsSeen === 2)
+  const a = Buffer.from('writer a')
+  const b = Buffer.from('writer b')
+  const racing = [a, b].map((w) => remote.put('audit/00000009', w, { exclusive: true }).then(() => 'ok', (err: unknown) => err))
+  await heads.held(2)
+  heads.release()
+  await second.held(1)
+  await new Promise((r) => setTimeout(r, 100))
+  second.release()
+  const results = await Promise.all(racing)
+  const stored = await remote.get('audit/00000009')
+  const winner = stored.equals(a) ? 0 : stored.equals(b) ? 1 : -1
+  t.not(winner, -1, "the object holds one writer's bytes")
+  t.equal(results.filter((r) => r === 'ok').length, 1, 'exactly one writer succeeded', { results: results.map(String) })
+  t.equal(results[winner], 'ok', 'the writer whose PUT landed last')
+  t.ok(results[1 - winner] instanceof ExistsError, 'the other got ExistsError', { found: results[1 - winner] })
+})
+
 // ---------------------------------------------------------------------------
 // Multipart uploads.
 
