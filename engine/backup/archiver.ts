@@ -18,6 +18,9 @@ import { SmallFileBatcher } from './small-files.js'
 import { BlobWorkerPool } from './worker-pool.js'
 
 /** Something the backup could not read fully; the snapshot is still written. */
+/** How a stored file compares with what the file cache knew: for the snapshot's counts. */
+type FileKind = 'new' | 'changed' | 'unchanged'
+
 export interface BackupWarning {
   path: string
   kind: 'unreadable' | 'changed' | 'vanished'
@@ -247,6 +250,15 @@ class Archiver {
   private dirsRunning = 0
   /** Read buffers of finished files, reused (at most one per concurrent file). */
   private readonly readBuffers: Buffer[] = []
+  /**
+   * Files with several links seen in this run, by device and inode: later paths of an inode take the first
+   * path's result instead of reading it again (a hard-link farm is read once), and its classification
+   * (new, changed, unchanged), so the counts do not depend on whether the first path's file-cache entry
+   * was written yet (a dry run writes none: a freeze's prediction must equal the real run).
+   */
+  private readonly linkResults = new Map<string, { result: Promise<{ node: TreeNode; st: BigIntStats; kind: FileKind } | null>; pending: number }>()
+  /** The classification of each file node stored in this run (see `linkResults`). */
+  private readonly kindOf = new WeakMap<TreeNode, FileKind>()
   /** File-change cache entries waiting to be written in one transaction. */
   private readonly fileCacheBatch: { dev: bigint; ino: bigint; entry: FileCacheEntry }[] = []
   private readonly small: SmallFileBatcher
@@ -505,12 +517,46 @@ class Archiver {
 
   private async saveFile(abs: Buffer, node: TreeNode, rel: string, st: BigIntStats): Promise<TreeNode | null> {
     if (this.aborted) return null // (queued for a reader slot before the stop)
-    if (st.nlink > 1n) {
-      node.links = Number(st.nlink)
-      node.inode = st.ino.toString()
-      node.dev = st.dev.toString()
-    }
     if (st.blocks * 512n < st.size) node.sparse = true
+    if (st.nlink <= 1n) return this.saveFileOnce(abs, node, rel, st)
+    node.links = Number(st.nlink)
+    node.inode = st.ino.toString()
+    node.dev = st.dev.toString()
+    const key = `${st.dev}:${st.ino}`
+    const first = this.linkResults.get(key)
+    if (first === undefined) {
+      const result = this.saveFileOnce(abs, node, rel, st).then((n) => (n ? { node: n, st, kind: this.kindOf.get(n) ?? 'new' } : null))
+      this.linkResults.set(key, { result, pending: Number(st.nlink) - 1 })
+      return (await result)?.node ?? null
+    }
+    if (--first.pending <= 0) this.linkResults.delete(key) // every link seen (links outside the source stay to the end)
+    const r = await first.result
+    if (this.aborted) return null
+    // The same inode, unchanged since its first path was stored: the same content.
+    if (!r || r.st.size !== st.size || r.st.mtimeNs !== st.mtimeNs || r.st.ctimeNs !== st.ctimeNs || r.node.size === undefined) {
+      return this.saveFileOnce(abs, node, rel, st)
+    }
+    this.progress.files++
+    node.size = r.node.size
+    node.chunks = r.node.chunks
+    node.blake3 = r.node.blake3
+    this.kindOf.set(node, r.kind)
+    this.countFile(r.kind, r.node.size)
+    this.progress.bytes += r.node.size
+    this.o.onFile?.(abs, node)
+    this.tick(rel)
+    return node
+  }
+
+  private countFile(kind: FileKind, size: number): void {
+    this.stats.files++
+    this.stats.bytes += size
+    if (kind === 'unchanged') this.stats.unchanged_files++
+    else if (kind === 'changed') this.stats.changed_files++
+    else this.stats.new_files++
+  }
+
+  private async saveFileOnce(abs: Buffer, node: TreeNode, rel: string, st: BigIntStats): Promise<TreeNode | null> {
     this.progress.files++
     const cached = this.repo.cache.getFile(st.dev, st.ino)
     if (
@@ -520,9 +566,8 @@ class Archiver {
       node.size = Number(st.size)
       node.chunks = cached.chunks
       node.blake3 = cached.blake3
-      this.stats.files++
-      this.stats.bytes += node.size
-      this.stats.unchanged_files++
+      this.kindOf.set(node, 'unchanged')
+      this.countFile('unchanged', node.size)
       this.progress.bytes += Number(st.size)
       this.o.onFile?.(abs, node)
       this.tick(rel)
@@ -583,10 +628,9 @@ class Archiver {
       this.fileCacheBatch.push({ dev: st.dev, ino: st.ino, entry: { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, blake3: r.blake3, chunks: r.chunks } })
       if (this.fileCacheBatch.length >= 1024) this.flushFileCache()
     }
-    this.stats.files++
-    this.stats.bytes += r.size
-    if (wasCached) this.stats.changed_files++
-    else this.stats.new_files++
+    const kind: FileKind = wasCached ? 'changed' : 'new'
+    this.kindOf.set(node, kind)
+    this.countFile(kind, r.size)
     this.o.onFile?.(abs, node)
     this.tick(rel)
     return node

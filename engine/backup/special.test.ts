@@ -105,3 +105,29 @@ t.test('every kind of entry round-trips', async (t) => {
   const v = await verify(tr.repo, { readData: 1 })
   t.ok(v.ok, JSON.stringify(v.findings))
 })
+
+t.test('hard links: later paths of an inode take the first one\'s result, so the counts do not depend on timing (a dry run predicts them)', async (t) => {
+  const dir = t.testdir()
+  const src = join(dir, 'src')
+  for (const d of ['a', 'b', 'c', 'd']) mkdirSync(join(src, d), { recursive: true })
+  // 1,100 small files (more than one file-cache batch of 1,024) and 6 of 1 MiB, each linked from b/, c/ and d/:
+  // the links in b/ are reached after a/'s file-cache entries were written.
+  for (let i = 0; i < 1100; i++) writeFileSync(join(src, 'a', `s${i}`), `small file ${i}\n`)
+  for (let i = 0; i < 6; i++) writeFileSync(join(src, 'a', `big${i}`), seededBytes(`big${i}`, 1024 * 1024))
+  for (const n of readdirSync(join(src, 'a'))) for (const d of ['b', 'c', 'd']) linkSync(join(src, 'a', n), join(src, d, n))
+  const files = 4 * 1106
+  const tr = await makeTestRepo(dir)
+  t.teardown(() => tr.repo.close())
+  const dry = await backup(tr.repo, { ...base, paths: [src], dryRun: true })
+  const real = await backup(tr.repo, { ...base, paths: [src] })
+  const pick = (s: typeof real.snapshot.stats) => ({ files: s.files, bytes: s.bytes, new_files: s.new_files, changed_files: s.changed_files, unchanged_files: s.unchanged_files, new_chunks: s.new_chunks })
+  t.same(pick(real.snapshot.stats), pick(dry.snapshot.stats), 'the dry run predicted the counts')
+  t.equal(real.snapshot.stats.new_files, files, 'every path of a first snapshot is new (no link counted as unchanged)')
+  const again = await backup(tr.repo, { ...base, paths: [src] })
+  t.equal(again.snapshot.stats.unchanged_files, files, 'a second snapshot: every path unchanged')
+  const out = join(dir, 'out')
+  const rr = await restore(tr.repo, { snapshot: await findSnapshot(tr.repo, real.id!), target: out })
+  t.same(rr.errors, [], 'restore without errors')
+  t.same(listing(join(out, 'src')), listing(src), 'restored: contents and links equal the source')
+  t.equal(statSync(join(out, 'src/d/big3')).ino, statSync(join(out, 'src/a/big3')).ino, 'links restored as links')
+})
