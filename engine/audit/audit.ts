@@ -256,6 +256,8 @@ export async function snapshotRef(repo: Repository, id: string): Promise<AuditSn
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+/** A short random wait before trying again after losing a seq, growing with the attempts. */
+const backoff = (attempt: number): Promise<void> => sleep(5 + randomInt(20) * Math.min(1 + attempt, 10))
 
 /**
  * Appends one entry to the audit trail and returns it.
@@ -314,7 +316,7 @@ export async function appendAudit(repo: Repository, input: AuditInput): Promise<
     } catch (err) {
       if (!(err instanceof ExistsError)) throw err
       // Another writer took this seq: append after its entry.
-      await sleep(5 + randomInt(20) * Math.min(1 + attempt, 10))
+      await backoff(attempt)
       continue
     }
     await repo.remote.put(name, sealed)
@@ -324,7 +326,7 @@ export async function appendAudit(repo: Repository, input: AuditInput): Promise<
     const claimNow = await repo.remote.get(auditClaimName(entry.seq)).catch(() => undefined)
     if (claimNow && !claimNow.equals(sealed) && opens(repo, claimNow, auditClaimName(entry.seq))) {
       await repo.remote.delete(name)
-      await sleep(5 + randomInt(20) * Math.min(1 + attempt, 10))
+      await backoff(attempt)
       continue
     }
     return { ...entry, id, name, signature: input.signingKey ? decodeAuditPlaintext(plain, name).signature : null }

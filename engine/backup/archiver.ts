@@ -17,10 +17,10 @@ import { Packer } from './packer.js'
 import { SmallFileBatcher } from './small-files.js'
 import { BlobWorkerPool } from './worker-pool.js'
 
-/** Something the backup could not read fully; the snapshot is still written. */
 /** How a stored file compares with what the file cache knew: for the snapshot's counts. */
 type FileKind = 'new' | 'changed' | 'unchanged'
 
+/** Something the backup could not read fully; the snapshot is still written. */
 export interface BackupWarning {
   path: string
   kind: 'unreadable' | 'changed' | 'vanished'
